@@ -1,0 +1,55 @@
+# The course's single entry point. `make lab` opens the course, `make test` runs every test.
+# Both create and reuse a local environment in .venv (Python >= 3.10).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_PIN := $(shell grep -E '^torch==' constraints.txt)
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+PYTEST_ARGS ?=
+
+.PHONY: setup lab test test-slow student notebooks benchmark lock clean
+
+setup: $(STAMP)
+
+# CPU-only machines must not pull a multi-GB CUDA build of torch: with no NVIDIA driver, torch comes
+# from pip's own configuration (a local CPU wheel, where the machine has one) or PyTorch's CPU index.
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is required")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if command -v nvidia-smi >/dev/null 2>&1 || $(BIN)/python -m pip install --dry-run --no-deps -q "$(TORCH_PIN)+cpu" >/dev/null 2>&1; then \
+		$(BIN)/python -m pip install -q "$(TORCH_PIN)"; \
+	elif curl -fsS --max-time 5 $(TORCH_CPU_INDEX)/ >/dev/null 2>&1; then \
+		$(BIN)/python -m pip install -q "$(TORCH_PIN)" --extra-index-url $(TORCH_CPU_INDEX); \
+	else \
+		$(BIN)/python -m pip install -q "$(TORCH_PIN)"; \
+	fi
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+test: setup
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests notebooks \
+		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow tests
+
+student: setup
+	$(BIN)/python -m course_lib.student_edition student
+
+notebooks: setup
+	$(BIN)/python scripts/run_notebooks.py --write $(NB)
+
+benchmark: setup
+	$(BIN)/python scripts/run_notebooks.py --repeat 3
+
+lock: setup
+	{ echo "# Exact versions the committed notebook outputs were made with (make lock writes this)."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) student .pytest_cache

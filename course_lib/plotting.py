@@ -1,0 +1,65 @@
+"""One figure style for the whole course, and the few plotting helpers every lesson shares.
+
+Figures are drawn by code in the notebooks; this module only fixes how they look (size, fonts,
+colours, grid) so fifty notebooks read as one course. Left out: interactive backends (the widget
+helpers in `course_lib.widgets` redraw static figures) and any lesson-specific plot.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+from cycler import cycler
+
+#: The course palette, colour-blind safe (Okabe & Ito 2008), in the order series are drawn.
+PALETTE: tuple[str, ...] = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#F0E442",  # yellow
+    "#000000",  # black
+)
+
+COURSE_STYLE: dict[str, object] = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 80,
+    "savefig.dpi": 80,
+    "figure.autolayout": True,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+    "lines.linewidth": 1.8,
+    "image.cmap": "viridis",
+}
+
+
+def use_course_style() -> None:
+    """Apply the course style to matplotlib (called by `course_lib.runtime.setup`)."""
+    plt.rcParams.update(COURSE_STYLE)
+    plt.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
+
+
+def subplots(ncols: int = 1, nrows: int = 1, width: float | None = None, height: float | None = None):
+    """`plt.subplots` with the course's default size scaled to the grid; returns (fig, axes)."""
+    if ncols < 1 or nrows < 1:
+        raise ValueError(f"ncols and nrows must be >= 1, got ncols={ncols}, nrows={nrows}")
+    base_w, base_h = COURSE_STYLE["figure.figsize"]  # type: ignore[misc]
+    width = width if width is not None else min(base_w * ncols * 0.75 + base_w * 0.25, 13.0)
+    height = height if height is not None else base_h * nrows
+    return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=True)
+
+
+def bar_labels(ax, values: Sequence[float], fmt: str = "{:.2f}") -> None:
+    """Write each bar's value above it (bars drawn in order by `ax.bar`)."""
+    for patch, value in zip(ax.patches, values):
+        ax.annotate(fmt.format(value), (patch.get_x() + patch.get_width() / 2, patch.get_height()),
+                    ha="center", va="bottom", fontsize=8)

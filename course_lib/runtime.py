@@ -1,0 +1,99 @@
+"""Seeding, thread counts, device choice and warnings: the one setup call every notebook makes.
+
+Reproducibility here means: the same printed numbers on every run, with 1 or 2 torch threads and on
+a GPU. Seeding makes the random streams equal; fixing the thread count removes one source of
+floating-point reordering; the notebooks then round what they print to meaningful digits, which
+absorbs the rest. Left out: bit-exact equality of float results across CPUs and GPUs, which no
+setting guarantees.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+THREADS_ENV = "COURSE_TORCH_THREADS"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What `setup` fixed; its text form is the notebook's version line."""
+
+    seed: int
+    threads: int
+    device: torch.device
+
+    def __str__(self) -> str:
+        import course_lib
+
+        return (
+            f"course_lib {course_lib.__version__} | python {platform.python_version()} | "
+            f"torch {torch.__version__} | numpy {np.__version__} | device {self.device.type} | "
+            f"threads {self.threads} | seed {self.seed}"
+        )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's `random`, NumPy's global generator and torch (CPU and all GPUs)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """CUDA when present, CPU otherwise; `prefer="cpu"` forces the CPU."""
+    if prefer not in (None, "cpu", "cuda"):
+        raise ValueError(f"prefer must be None, 'cpu' or 'cuda', got {prefer!r}")
+    if prefer == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if prefer == "cuda":
+        raise ValueError("prefer='cuda' but no CUDA device is available")
+    return torch.device("cpu")
+
+
+def default_threads() -> int:
+    """Torch thread count: $COURSE_TORCH_THREADS if set, else min(2, number of CPUs)."""
+    raw = os.environ.get(THREADS_ENV)
+    if raw is None:
+        return max(1, min(2, os.cpu_count() or 1))
+    try:
+        threads = int(raw)
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer, got {raw!r}") from None
+    if threads < 1:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer, got {raw!r}")
+    return threads
+
+
+def _short_warning(message, category, filename, lineno, file=None, line=None) -> str:
+    """Format a warning without the file path, which differs from machine to machine."""
+    return f"{category.__name__}: {message}\n"
+
+
+def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> RunInfo:
+    """Prepare a notebook: seed everything, fix torch threads, pick the device, set figure style.
+
+    Warnings are printed as ``Category: message`` without the machine-specific path.
+    Returns a `RunInfo` whose text form is the notebook's version line.
+    """
+    seed_everything(seed)
+    threads = default_threads() if threads is None else threads
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    torch.set_num_threads(threads)
+    warnings.formatwarning = _short_warning
+    if style:
+        from course_lib.plotting import use_course_style
+
+        use_course_style()
+    return RunInfo(seed=seed, threads=threads, device=get_device())

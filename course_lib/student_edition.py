@@ -1,0 +1,141 @@
+"""Build the student edition of the notebooks: solutions replaced by stubs, exercise outputs cleared.
+
+The notebooks in `notebooks/` are the instructor edition. In a code cell, everything between a line
+`### BEGIN SOLUTION` and a line `### END SOLUTION` is the solution; the student edition replaces it
+with `# YOUR CODE HERE` and `raise NotImplementedError()` at the same indentation. This is nbgrader's
+convention, so `nbgrader generate_assignment --no-db --no-metadata` treats the same cells the same
+way. Every code cell after the `## Exercises` heading loses its outputs. The builder never writes
+into the source folder. Left out: markdown solutions, grading, and nbgrader's cell metadata.
+
+Command line: ``python -m course_lib.student_edition OUT_DIR [--source notebooks]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+EXERCISES_HEADING = re.compile(r"^##\s+Exercises\s*$", re.MULTILINE)
+REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def strip_solutions(source: str) -> str:
+    """Replace each BEGIN/END SOLUTION region of a code cell's source by the stub."""
+    lines, out, inside, indent = source.split("\n"), [], False, ""
+    for number, line in enumerate(lines, start=1):
+        marker = line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise ValueError(f"line {number}: {BEGIN!r} inside another solution region")
+            inside, indent = True, line[: len(line) - len(line.lstrip())]
+            out.extend(indent + stub for stub in STUB)
+        elif marker == END:
+            if not inside:
+                raise ValueError(f"line {number}: {END!r} without a matching {BEGIN!r}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{BEGIN!r} without a matching {END!r}")
+    return "\n".join(out)
+
+
+def is_solution_cell(cell: dict) -> bool:
+    return cell["cell_type"] == "code" and BEGIN in cell["source"]
+
+
+def exercises_start(nb: nbformat.NotebookNode) -> int | None:
+    """Index of the markdown cell holding the `## Exercises` heading, or None."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and EXERCISES_HEADING.search(cell.source):
+            return index
+    return None
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """Positions of one exercise's solution cell and of the check cell that follows it."""
+
+    solution: int
+    check: int
+
+
+def find_exercises(nb: nbformat.NotebookNode) -> list[Exercise]:
+    """Pair every solution cell with the next code cell, its check."""
+    exercises = []
+    for index, cell in enumerate(nb.cells):
+        if not is_solution_cell(cell):
+            continue
+        following = [j for j in range(index + 1, len(nb.cells)) if nb.cells[j].cell_type == "code"]
+        if not following or is_solution_cell(nb.cells[following[0]]):
+            raise ValueError(f"cell {index} holds a solution but no check cell follows it")
+        exercises.append(Exercise(solution=index, check=following[0]))
+    return exercises
+
+
+def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of `nb` with solutions stubbed and the outputs of the exercise section cleared."""
+    student = copy.deepcopy(nb)
+    start = exercises_start(student)
+    for index, cell in enumerate(student.cells):
+        if cell.cell_type != "code":
+            continue
+        if is_solution_cell(cell):
+            cell.source = strip_solutions(cell.source)
+        if start is not None and index > start:
+            cell.outputs, cell.execution_count = [], None
+    return student
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def build_student_edition(out_dir: str | Path, source: str | Path = REPO_NOTEBOOKS) -> list[Path]:
+    """Write the student edition of every notebook in `source` into `out_dir`; returns the paths.
+
+    Refuses an `out_dir` that is, or lies inside, the source folder or the course's `notebooks/`.
+    """
+    out_dir, source = Path(out_dir), Path(source)
+    if not source.is_dir():
+        raise ValueError(f"source must be a folder of notebooks, got {str(source)!r}")
+    for protected in {source, REPO_NOTEBOOKS}:
+        if _inside(out_dir, protected):
+            raise ValueError(f"out_dir must lie outside {str(protected)!r} (the instructor edition), "
+                             f"got {str(out_dir)!r}")
+    paths = sorted(source.glob("*.ipynb"))
+    if not paths:
+        raise ValueError(f"no notebooks found in {str(source)!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        target = out_dir / path.name
+        nbformat.write(student_notebook(nb), target)
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write the student edition of the course notebooks.")
+    parser.add_argument("out_dir", help="folder to write into (never notebooks/)")
+    parser.add_argument("--source", default=str(REPO_NOTEBOOKS), help="instructor notebooks folder")
+    args = parser.parse_args(argv)
+    try:
+        written = build_student_edition(args.out_dir, args.source)
+    except ValueError as error:
+        parser.error(str(error))
+    print(f"wrote {len(written)} notebooks to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The course's fifty lessons: number, notebook, question (in the course's words), library modules.
+
+One table feeds the README and `00_start_here.ipynb`, so the two never disagree; a test checks the
+README against it. A lesson links to its notebook only once the notebook exists. Left out: the
+lessons' content (it lives in the notebooks) and any ordering other than the questions' own.
+
+Command line: ``python -m course_lib.syllabus`` rewrites the table in README.md (between its
+``syllabus`` markers); ``--print`` prints it instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    number: int
+    slug: str
+    question: str
+    modules: tuple[str, ...]
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.number:02d}_{self.slug}.ipynb"
+
+    def exists(self, folder: Path = NOTEBOOKS) -> bool:
+        return (folder / self.notebook).exists()
+
+
+_L = Lesson
+LESSONS: tuple[Lesson, ...] = (
+    _L(1, "tokenization", "What is tokenization, and why does it matter for an LLM?", ("tokenization", "datasets")),
+    _L(2, "lora_qlora", "What are LoRA and QLoRA?", ("lora", "quantization")),
+    _L(3, "beam_search", "What is beam search, and how does it differ from greedy decoding?", ("decoding", "models")),
+    _L(4, "temperature", "What does the temperature do when an LLM generates text?", ("decoding", "models")),
+    _L(5, "masked_language_modeling", "What is masked language modelling, and what does it give pretraining?", ("objectives", "models")),
+    _L(6, "sequence_to_sequence", "What are sequence-to-sequence models?", ("models", "attention")),
+    _L(7, "autoregressive_vs_masked", "How do autoregressive and masked models differ in training?", ("attention", "models")),
+    _L(8, "embeddings", "What do embeddings do in an LLM, and how are they initialised?", ("embeddings", "models")),
+    _L(9, "next_sentence_prediction", "What is next sentence prediction, and is it useful?", ("objectives",)),
+    _L(10, "top_k_top_p", "How do top-k and nucleus (top-p) sampling differ?", ("decoding",)),
+    _L(11, "prompt_engineering", "How does the prompt change what an LLM outputs?", ("prompting",)),
+    _L(12, "catastrophic_forgetting", "How can catastrophic forgetting be mitigated?", ("continual",)),
+    _L(13, "distillation", "What is model distillation, and how is it used for LLMs?", ("distillation",)),
+    _L(14, "out_of_vocabulary", "How do LLMs handle out-of-vocabulary words?", ("tokenization",)),
+    _L(15, "transformer_vs_seq2seq", "What did the Transformer fix in recurrent sequence-to-sequence models?", ("costs", "attention")),
+    _L(16, "overfitting", "What is overfitting, and how is it prevented?", ("training",)),
+    _L(17, "generative_vs_discriminative", "What are generative and discriminative models?", ("classifiers",)),
+    _L(18, "gpt4_vs_gpt3", "How do GPT-4 and GPT-3 differ, by what is actually disclosed?", ("scaling",)),
+    _L(19, "positional_encodings", "What are positional encodings, and which kinds do LLMs use?", ("positional",)),
+    _L(20, "multi_head_attention", "How does multi-head attention work?", ("attention",)),
+    _L(21, "softmax", "What does the softmax do inside attention?", ("attention",)),
+    _L(22, "dot_product_cost", "How is the dot product used in self-attention, and what does it cost?", ("attention", "costs")),
+    _L(23, "cross_entropy", "What is cross-entropy, and why is it the language-modelling loss?", ("losses",)),
+    _L(24, "gradient_wrt_embeddings", "How is the gradient of the loss with respect to the embeddings computed?", ("losses", "autograd")),
+    _L(25, "jacobian", "What role does the Jacobian play in backpropagation through a Transformer?", ("autograd",)),
+    _L(26, "eigen_pca", "How do eigenvalues and eigenvectors reduce dimensionality?", ("linalg",)),
+    _L(27, "kl_divergence", "Where is the KL divergence used with LLMs?", ("losses",)),
+    _L(28, "relu_derivative", "What is the derivative of ReLU, and why does it matter?", ("autograd",)),
+    _L(29, "chain_rule", "What is the chain rule, and how does gradient descent use it?", ("autograd",)),
+    _L(30, "attention_scores", "How are attention scores computed, and why are they scaled?", ("attention",)),
+    _L(31, "gemini", "What does the Gemini report say about training efficiency and stability?", ("systems",)),
+    _L(32, "foundation_models", "What kinds of foundation models are there?", ("models",)),
+    _L(33, "peft_and_forgetting", "How does parameter-efficient fine-tuning limit forgetting?", ("lora",)),
+    _L(34, "rag", "What are the steps of a retrieval-augmented generation pipeline?", ("retrieval",)),
+    _L(35, "mixture_of_experts", "How does a mixture of experts make LLMs scale?", ("moe",)),
+    _L(36, "chain_of_thought", "What is chain-of-thought prompting, and when does it help?", ("prompting",)),
+    _L(37, "generative_ai", "How does generative AI differ from discriminative AI?", ("classifiers",)),
+    _L(38, "knowledge_graphs", "How can knowledge graphs be combined with LLMs?", ("knowledge",)),
+    _L(39, "zero_shot", "What is zero-shot learning, for LLMs and before them?", ("prompting",)),
+    _L(40, "adaptive_softmax", "How does the adaptive softmax speed up large-vocabulary models?", ("adaptive_softmax",)),
+    _L(41, "vanishing_gradients", "What is the vanishing-gradient problem, and how does the Transformer avoid it?", ("transformer",)),
+    _L(42, "few_shot", "What is few-shot (in-context) learning?", ("prompting",)),
+    _L(43, "harmful_outputs", "How do you diagnose and fix offensive or incorrect outputs?", ("evaluation",)),
+    _L(44, "encoder_decoder", "What do the encoder and the decoder do?", ("transformer",)),
+    _L(45, "statistical_lms", "How do LLMs differ from statistical n-gram language models?", ("ngram",)),
+    _L(46, "context_window", "What is the context window, and what does it cost?", ("costs", "attention")),
+    _L(47, "hyperparameters", "What are hyperparameters, and how are they tuned?", ("training",)),
+    _L(48, "attention_mechanisms", "How does attention work in a Transformer, on an example?", ("attention", "models")),
+    _L(49, "large_language_models", "What is a large language model, and how does it scale?", ("scaling",)),
+    _L(50, "llm_challenges", "What are the common challenges of using LLMs?", ("scaling",)),
+)
+
+
+def markdown_table(link_prefix: str = "notebooks/", folder: Path = NOTEBOOKS) -> str:
+    """The fifty lessons as a markdown table; existing notebooks are linked, modules in code."""
+    rows = ["| # | Question | Notebook | Library modules |", "|---:|---|---|---|"]
+    for lesson in LESSONS:
+        name = lesson.notebook
+        cell = f"[{name}]({link_prefix}{name})" if lesson.exists(folder) else f"{name} (planned)"
+        modules = ", ".join(f"`{m}`" for m in lesson.modules)
+        rows.append(f"| {lesson.number} | {lesson.question} | {cell} | {modules} |")
+    return "\n".join(rows)
+
+
+README = NOTEBOOKS.parent / "README.md"
+START, END = "<!-- syllabus:start -->", "<!-- syllabus:end -->"
+
+
+def write_readme_table(readme: Path = README) -> None:
+    """Replace the table between the README's syllabus markers with the current one."""
+    text = readme.read_text(encoding="utf-8")
+    if text.count(START) != 1 or text.count(END) != 1:
+        raise ValueError(f"{readme} must contain {START} and {END} once each")
+    head, rest = text.split(START)
+    _, tail = rest.split(END)
+    readme.write_text(f"{head}{START}\n{markdown_table()}\n{END}{tail}", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--print" in sys.argv[1:]:
+        print(markdown_table())
+    else:
+        write_readme_table()

@@ -1,0 +1,28 @@
+"""Shared fixtures: where the repository, its notebooks and its data are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+
+
+def notebook_paths() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def numbered_notebook_paths() -> list[Path]:
+    return [p for p in notebook_paths() if p.name[:2].isdigit() and p.name[:2] != "00"]
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

@@ -1,0 +1,148 @@
+"""Every notebook follows the course's anatomy and was saved executed, clean and reproducible."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import NOTEBOOKS, REPO, notebook_paths, numbered_notebook_paths, read_notebook
+from course_lib.student_edition import exercises_start, find_exercises
+
+SECTIONS = ["The answer in 30 seconds", "Setup", "Try it", "What the common answer gets wrong",
+            "Follow-up questions", "Exercises", "References"]
+IGNORE_MARK = "NBVAL_IGNORE_OUTPUT"
+MAX_IGNORE_MARKS_PER_NOTEBOOK = 1
+MACHINE_PATHS = re.compile(r"(/home/|/root/|/work/|/tmp/|site-packages|[A-Z]:\\\\)")
+
+NUMBERED = numbered_notebook_paths()
+ALL = notebook_paths()
+
+
+def h2_headings(nb) -> list[str]:
+    return [m.group(1).strip() for cell in nb.cells if cell.cell_type == "markdown"
+            for m in re.finditer(r"^##\s+(.+)$", cell.source, re.MULTILINE)]
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def output_text(cell) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        parts.append(out.get("text", ""))
+        parts.extend(v for k, v in out.get("data", {}).items() if k.startswith("text/"))
+    return "".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def test_there_are_notebooks():
+    assert (NOTEBOOKS / "00_start_here.ipynb").exists()
+    assert NUMBERED, "no numbered notebooks found"
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
+def test_title_matches_file_number(path: Path):
+    first = read_notebook(path).cells[0]
+    assert first.cell_type == "markdown"
+    assert re.match(rf"^# {path.name[:2]} · \S", first.source), \
+        f"first cell must be the title '# {path.name[:2]} · Topic', got {first.source[:60]!r}"
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
+def test_sections_in_order(path: Path):
+    headings = h2_headings(read_notebook(path))
+    positions = []
+    for section in SECTIONS:
+        assert section in headings, f"missing section '## {section}' (found {headings})"
+        positions.append(headings.index(section))
+    assert positions == sorted(positions), f"sections out of order: {headings}"
+    assert headings[-1] == "References", "References must be the last section"
+    lesson = headings[headings.index("Setup") + 1: headings.index("Try it")]
+    assert lesson, "the lesson needs at least one section between Setup and Try it"
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
+def test_tagged_answer_and_follow_ups(path: Path):
+    nb = read_notebook(path)
+    tagged = lambda tag: [c for c in nb.cells if tag in c.metadata.get("tags", [])]  # noqa: E731
+    answers = tagged("answer")
+    assert len(answers) == 1 and answers[0].cell_type == "markdown", "one markdown cell tagged 'answer'"
+    assert "The answer in 30 seconds" in answers[0].source
+    follow_ups = tagged("follow-up")
+    assert 2 <= len(follow_ups) <= 4, f"2-4 follow-up cells tagged 'follow-up', got {len(follow_ups)}"
+    assert all(c.cell_type == "markdown" for c in follow_ups)
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
+def test_exercises_have_solutions_and_checks(path: Path):
+    nb = read_notebook(path)
+    start = exercises_start(nb)
+    exercises = find_exercises(nb)
+    assert 2 <= len(exercises) <= 4, f"2-4 exercises expected, found {len(exercises)}"
+    for number, exercise in enumerate(exercises, start=1):
+        assert exercise.solution > start, f"exercise {number}: solution cell before '## Exercises'"
+        check = nb.cells[exercise.check].source
+        assert re.search(r"\bcheck_\w+\(", check), f"exercise {number}: check cell calls no check_* helper"
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
+def test_imports_course_lib_and_calls_setup(path: Path):
+    sources = [c.source for c in code_cells(read_notebook(path))]
+    setup_cells = [i for i, s in enumerate(sources) if re.search(r"\bsetup\(", s) and "course_lib" in s]
+    assert setup_cells, "one setup cell imports course_lib and calls setup(...)"
+    assert setup_cells[0] == 0, "the setup cell is the first code cell"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_executed_in_order_without_errors(path: Path):
+    cells = code_cells(read_notebook(path))
+    counts = [c.execution_count for c in cells]
+    assert None not in counts, "every code cell must be executed (restart and run all, then save)"
+    assert counts == list(range(1, len(cells) + 1)), f"cells not executed top to bottom: {counts}"
+    for cell in cells:
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"stored error output in cell: {cell.source[:60]!r}"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_clean_metadata(path: Path):
+    nb = read_notebook(path)
+    assert set(nb.metadata) <= {"kernelspec", "language_info"}, f"stray metadata: {set(nb.metadata)}"
+    assert "widgets" not in nb.metadata
+    for cell in nb.cells:
+        assert set(cell.metadata) <= {"tags"}, f"stray cell metadata {set(cell.metadata)}"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_outputs_hold_no_machine_specific_paths(path: Path):
+    for cell in code_cells(read_notebook(path)):
+        match = MACHINE_PATHS.search(output_text(cell))
+        assert match is None, f"output mentions a machine path ({match.group(0)!r}): {cell.source[:60]!r}"
+
+
+def test_ignore_marks_are_rare():
+    counts = {p.name: sum(IGNORE_MARK in c.source for c in code_cells(read_notebook(p))) for p in ALL}
+    too_many = {name: n for name, n in counts.items() if n > MAX_IGNORE_MARKS_PER_NOTEBOOK}
+    assert not too_many, f"more than {MAX_IGNORE_MARKS_PER_NOTEBOOK} {IGNORE_MARK} per notebook: {too_many}"
+    assert sum(counts.values()) <= max(1, len(ALL) // 5), f"{IGNORE_MARK} used too often: {counts}"
+
+
+def test_notebooks_are_valid_json_with_one_trailing_newline():
+    for path in ALL:
+        text = path.read_text(encoding="utf-8")
+        json.loads(text)
+        assert text.endswith("}\n"), f"{path.name}: save with nbformat (one trailing newline)"
+
+
+def test_readme_and_start_here_link_every_notebook():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = json.dumps(read_notebook(NOTEBOOKS / "00_start_here.ipynb"))
+    for path in NUMBERED:
+        assert f"notebooks/{path.name}" in readme, f"README table does not link {path.name}"
+        assert f"({path.name})" in start, f"00_start_here does not link {path.name}"
+    linked = set(re.findall(r"notebooks/(\d\d_\w+\.ipynb)", readme))
+    missing = [name for name in linked if not (NOTEBOOKS / name).exists()]
+    assert not missing, f"README links notebooks that do not exist: {missing}"
