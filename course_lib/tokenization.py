@@ -1,0 +1,579 @@
+"""Tokenization: byte-level BPE (as in GPT-2), a word-level tokenizer and WordPiece (as in BERT).
+
+Implemented:
+
+- `BPETokenizer`: byte-level byte-pair encoding. The text is first cut into pre-tokens by a regex
+  (`GPT2_PATTERN`, verbatim from openai/gpt-2 ``encoder.py``; `GPT4_PATTERN` is tiktoken's
+  ``cl100k_base``; ``pattern=None`` keeps the whole text as one chunk), each pre-token is encoded as
+  UTF-8 bytes, and training repeatedly merges the most frequent adjacent pair of ids into a new id.
+  Ids 0..255 are the 256 single bytes, so every string can be encoded: there is no out-of-vocabulary
+  input. Training counts pairs once over the *distinct* pre-tokens, weighted by how often each occurs,
+  and after each merge updates only the counts of the pre-tokens that contained the merged pair
+  (`naive_bpe_merges` is the textbook version that recounts everything, kept as a reference).
+- `WordLevelTokenizer`: one id per known word, ``[UNK]`` for every other word.
+- `WordPieceTokenizer`: BERT's greedy longest-match-first segmentation into a word-initial piece and
+  ``##`` continuation pieces, ``[UNK]`` for a word it cannot cover; trained with the WordPiece
+  likelihood score ``freq(ab) / (freq(a) * freq(b))``.
+- `split_words`: the word splitter the word-level and WordPiece tokenizers share.
+
+Left out: special tokens (GPT-2's ``<|endoftext|>``, BERT's ``[CLS]``/``[SEP]``/``[MASK]``), Unicode
+normalisation and lowercasing, BERT's accent stripping, SentencePiece and unigram-LM tokenizers,
+BPE dropout, and training on texts too large to hold in memory.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import operator
+import warnings
+from abc import ABC, abstractmethod
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Callable, Hashable, Iterable, Sequence
+
+import regex
+
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+"""GPT-2's pre-tokenization regex, verbatim from openai/gpt-2 ``src/encoder.py`` (Radford et al., 2019)."""
+
+GPT4_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|"""
+    r"""\s*[\r\n]|\s+(?!\S)|\s"""
+)
+"""The ``cl100k_base`` pre-tokenization regex (GPT-3.5/GPT-4), from openai/tiktoken ``openai_public.py``."""
+
+WORD_PATTERN = r"\p{Han}|(?:(?!\p{Han})\w)+|[^\w\s]"
+"""Words for `split_words`: a run of word characters, one punctuation or symbol character, or one
+CJK ideograph (BERT splits those one by one because Chinese has no spaces between words)."""
+
+UNK_TOKEN = "[UNK]"
+
+_BYTES = 256
+_ENCODE_CACHE_LIMIT = 100_000
+
+Pair = tuple[Hashable, Hashable]
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks shared by the tokenizers
+
+
+def _check_text(text: object, name: str = "text", allow_empty: bool = True) -> str:
+    """Return ``text`` if it is a str that UTF-8 can encode; raise a clear error otherwise."""
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+    if not allow_empty and not text:
+        raise ValueError(f"{name} must be a non-empty str, got ''")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        code = ord(text[error.start])
+        raise ValueError(
+            f"{name} contains a lone surrogate U+{code:04X} at index {error.start}, which cannot be "
+            "encoded as UTF-8"
+        ) from None
+    return text
+
+
+def _check_int(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _check_ids(ids: object, vocab_size: int) -> list[int]:
+    """Return ``ids`` as a list of ints in ``[0, vocab_size)``; raise a clear error otherwise."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise TypeError(f"ids must be an iterable of ints, got {type(ids).__name__}")
+    checked = []
+    for position, value in enumerate(ids):
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            token_id = operator.index(value)  # accepts int, NumPy ints and 0-d integer tensors
+        except TypeError:
+            raise TypeError(f"ids must contain ints, got {value!r} at position {position}") from None
+        if not 0 <= token_id < vocab_size:
+            raise ValueError(
+                f"ids[{position}] = {token_id} is outside the vocabulary (valid ids: 0..{vocab_size - 1})"
+            )
+        checked.append(token_id)
+    return checked
+
+
+def _warn_small_vocab(kind: str, reached: int, requested: int, reason: str) -> None:
+    warnings.warn(
+        f"{kind} training stopped at vocab_size {reached} instead of {requested}: {reason}",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The common interface
+
+
+class Tokenizer(ABC):
+    """What every tokenizer here offers: ``encode``, ``decode``, ``vocab_size``, compression ratio."""
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of token ids."""
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``."""
+
+    @abstractmethod
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of the token ids ``ids``."""
+
+    def compression_ratio(self, text: str) -> float:
+        """Characters per token of ``text``: higher means shorter sequences for the same text."""
+        text = _check_text(text, allow_empty=False)
+        n_tokens = len(self.encode(text))
+        if n_tokens == 0:
+            raise ValueError(f"text produced no tokens, got {text!r}")
+        return len(text) / n_tokens
+
+
+# ----------------------------------------------------------------------------------------------
+# Pair counts and merges, shared by BPE and WordPiece training
+
+
+def _merge(symbols: list, pair: Pair, new: Hashable) -> list:
+    """Replace every non-overlapping occurrence of ``pair`` in ``symbols``, left to right, by ``new``."""
+    first, second = pair
+    merged = []
+    i, n = 0, len(symbols)
+    while i < n:
+        if i < n - 1 and symbols[i] == first and symbols[i + 1] == second:
+            merged.append(new)
+            i += 2
+        else:
+            merged.append(symbols[i])
+            i += 1
+    return merged
+
+
+class _PairCounts:
+    """Adjacent-pair and symbol counts over distinct words weighted by their frequency.
+
+    ``merge`` rewrites only the words that contain the merged pair and updates the counts by the
+    difference, instead of recounting every pair of the corpus.
+    """
+
+    def __init__(self, words: list[list], freqs: list[int]) -> None:
+        self.words = words
+        self.freqs = freqs
+        self.pairs: dict[Pair, int] = defaultdict(int)  # only pairs with a positive count
+        self.symbols: dict[Hashable, int] = defaultdict(int)
+        self._where: dict[Pair, set[int]] = defaultdict(set)  # may list words that lost the pair
+        for index, (word, freq) in enumerate(zip(words, freqs)):
+            for symbol in word:
+                self.symbols[symbol] += freq
+            for pair in zip(word, word[1:]):
+                self.pairs[pair] += freq
+                self._where[pair].add(index)
+
+    def merge(self, pair: Pair, new: Hashable) -> set[Pair]:
+        """Merge ``pair`` into ``new`` in every word; return the pairs whose count changed."""
+        delta: dict[Pair, int] = defaultdict(int)
+        for index in self._where.pop(pair, ()):
+            old = self.words[index]
+            word = _merge(old, pair, new)
+            n_merged = len(old) - len(word)
+            if n_merged == 0:
+                continue
+            freq = self.freqs[index]
+            for old_pair in zip(old, old[1:]):
+                delta[old_pair] -= freq
+            for new_pair in zip(word, word[1:]):
+                delta[new_pair] += freq
+                self._where[new_pair].add(index)
+            self.symbols[pair[0]] -= n_merged * freq
+            self.symbols[pair[1]] -= n_merged * freq
+            self.symbols[new] += n_merged * freq
+            self.words[index] = word
+        changed = {p for p, d in delta.items() if d}
+        for p in changed:
+            self.pairs[p] += delta[p]
+            if self.pairs[p] == 0:
+                del self.pairs[p]
+        return changed
+
+
+def _pop_best(heap: list, key: Callable[[Pair], float]) -> Pair | None:
+    """Pop entries ``(key, pair)`` until one is up to date; None when the heap runs out.
+
+    Every change of a pair's key pushes a fresh entry, so an entry whose stored key differs from the
+    pair's current key is stale and skipped (lazy deletion).
+    """
+    while heap:
+        stored, pair = heapq.heappop(heap)
+        if stored == key(pair):
+            return pair
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Byte-level BPE
+
+
+def _compile_pattern(pattern: str | None) -> regex.Pattern | None:
+    if pattern is None:
+        return None
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a str or None, got {type(pattern).__name__}")
+    try:
+        compiled = regex.compile(pattern)
+    except regex.error as error:
+        raise ValueError(f"pattern is not a valid regex ({error}), got {pattern!r}") from None
+    if compiled.groups:
+        raise ValueError(f"pattern must not contain capturing groups (use (?:...)), got {pattern!r}")
+    return compiled
+
+
+def _pre_tokenize(compiled: regex.Pattern | None, text: str) -> list[str]:
+    """Cut ``text`` into pre-tokens; the whole text is one chunk when there is no pattern."""
+    return [text] if compiled is None else compiled.findall(text)
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE: pre-tokenize with a regex, then merge byte pairs learned by `train`.
+
+    Ids 0..255 are the single bytes; the i-th merge ``merges[i] = (a, b)`` creates id ``256 + i``,
+    whose bytes are ``vocab[a] + vocab[b]``. Merges never cross pre-token boundaries.
+
+    Training (`train`) merges, at each step, the adjacent pair with the highest count. **Tie-break**:
+    among equally frequent pairs the lexicographically smallest id pair ``(a, b)`` wins (smallest
+    ``a``, then smallest ``b``), so the result depends only on the text, never on dict order or hash
+    seeds. Training stops early, with a `UserWarning`, when no adjacent pair is left (every
+    pre-token is a single token); ``vocab_size`` then reports the size reached.
+
+    Encoding applies, inside each pre-token, the merge of lowest rank present until none applies;
+    pre-token encodings are cached. Decoding joins the tokens' bytes and decodes them as UTF-8 with
+    ``errors="replace"``: a sequence of ids that stops inside a multi-byte character (e.g. the first
+    byte of an emoji alone) decodes to U+FFFD instead of raising.
+    """
+
+    def __init__(self, pattern: str | None = GPT2_PATTERN) -> None:
+        self._compiled = _compile_pattern(pattern)
+        self.pattern = pattern
+        self._set_merges([])
+
+    def _set_merges(self, merges: list[tuple[int, int]]) -> None:
+        self.merges: list[tuple[int, int]] = merges
+        self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(_BYTES)}
+        for new_id, (a, b) in enumerate(merges, start=_BYTES):
+            self.vocab[new_id] = self.vocab[a] + self.vocab[b]
+        self._ranks = {pair: rank for rank, pair in enumerate(merges)}
+        self._cache: dict[str, tuple[int, ...]] = {}
+
+    @property
+    def vocab_size(self) -> int:
+        """256 byte tokens plus one token per merge."""
+        return _BYTES + len(self.merges)
+
+    def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
+        """Learn ``vocab_size - 256`` merges from ``text`` (replacing any earlier ones).
+
+        ``verbose`` prints every merge with the bytes it creates and its count.
+        """
+        text = _check_text(text, allow_empty=False)
+        vocab_size = _check_int(vocab_size, "vocab_size", minimum=_BYTES)
+        chunk_counts = Counter(_pre_tokenize(self._compiled, text))
+        counts = _PairCounts([list(c.encode("utf-8")) for c in chunk_counts], list(chunk_counts.values()))
+
+        def key(pair: Pair) -> int:
+            return -counts.pairs.get(pair, 0)
+
+        heap = [(key(pair), pair) for pair in counts.pairs]
+        heapq.heapify(heap)
+        merges: list[tuple[int, int]] = []
+        vocab = {i: bytes([i]) for i in range(_BYTES)}
+        for new_id in range(_BYTES, vocab_size):
+            pair = _pop_best(heap, key)
+            if pair is None:
+                _warn_small_vocab("BPE", new_id, vocab_size, "no adjacent pair is left to merge")
+                break
+            vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
+            if verbose:
+                print(f"merge {new_id - _BYTES + 1}/{vocab_size - _BYTES}: {pair} -> {new_id} "
+                      f"{vocab[new_id]!r} ({counts.pairs[pair]} occurrences)")
+            for changed in counts.merge(pair, new_id):
+                if changed in counts.pairs:
+                    heapq.heappush(heap, (key(changed), changed))
+            merges.append(pair)
+        self._set_merges(merges)
+
+    def _encode_chunk(self, data: bytes) -> tuple[int, ...]:
+        ids = list(data)
+        while len(ids) >= 2:
+            pair = min(zip(ids, ids[1:]), key=lambda p: self._ranks.get(p, len(self._ranks)))
+            rank = self._ranks.get(pair)
+            if rank is None:
+                break
+            ids = _merge(ids, pair, _BYTES + rank)
+        return tuple(ids)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``; any str that UTF-8 can encode is accepted (no unknown tokens)."""
+        text = _check_text(text)
+        if self._compiled is None:
+            return list(self._encode_chunk(text.encode("utf-8")))
+        if len(self._cache) > _ENCODE_CACHE_LIMIT:
+            self._cache.clear()
+        ids: list[int] = []
+        for chunk in _pre_tokenize(self._compiled, text):
+            encoded = self._cache.get(chunk)
+            if encoded is None:
+                encoded = self._cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
+            ids.extend(encoded)
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids``; bytes that are not valid UTF-8 become U+FFFD (``errors="replace"``)."""
+        ids = _check_ids(ids, self.vocab_size)
+        return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+    def save(self, path: str | Path) -> None:
+        """Write the pattern and the merges to a small JSON file, one merge per line."""
+        lines = ",\n".join(f"    [{a}, {b}]" for a, b in self.merges)
+        merges = f"[\n{lines}\n  ]" if self.merges else "[]"
+        Path(path).write_text(
+            f'{{\n  "type": "byte-level BPE",\n  "pattern": {json.dumps(self.pattern)},\n'
+            f'  "merges": {merges}\n}}\n',
+            encoding="utf-8",
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> BPETokenizer:
+        """Read a tokenizer written by `save`."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"path is not a JSON file ({error}), got {str(path)!r}") from None
+        if not isinstance(data, dict) or data.get("type") != "byte-level BPE" or "merges" not in data:
+            raise ValueError(f"path is not a saved BPETokenizer, got {str(path)!r}")
+        tokenizer = cls(data.get("pattern"))
+        merges = []
+        for rank, merge in enumerate(data["merges"]):
+            ok = isinstance(merge, list) and len(merge) == 2 and all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < _BYTES + rank for i in merge)
+            if not ok:
+                raise ValueError(f"merge {rank} in {str(path)!r} must be two ids below {_BYTES + rank}, "
+                                 f"got {merge!r}")
+            merges.append((merge[0], merge[1]))
+        tokenizer._set_merges(merges)
+        return tokenizer
+
+
+def naive_bpe_merges(text: str, n_merges: int, pattern: str | None = GPT2_PATTERN) -> list[tuple[int, int]]:
+    """The textbook BPE training loop: recount every pair of the whole text before each merge.
+
+    Same merges and same tie-break as `BPETokenizer.train`, but each merge costs a pass over the
+    whole text; kept as the reference that tests and the benchmark compare against. Returns fewer
+    than ``n_merges`` merges when no adjacent pair is left.
+    """
+    text = _check_text(text, allow_empty=False)
+    n_merges = _check_int(n_merges, "n_merges", minimum=0)
+    chunks = [list(c.encode("utf-8")) for c in _pre_tokenize(_compile_pattern(pattern), text)]
+    merges: list[tuple[int, int]] = []
+    for new_id in range(_BYTES, _BYTES + n_merges):
+        counts = Counter(pair for ids in chunks for pair in zip(ids, ids[1:]))
+        if not counts:
+            break
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        chunks = [_merge(ids, pair, new_id) for ids in chunks]
+        merges.append(pair)
+    return merges
+
+
+# ----------------------------------------------------------------------------------------------
+# Word-level and WordPiece
+
+
+def split_words(text: str) -> list[str]:
+    """Split ``text`` into words: runs of word characters (letters, marks, digits, ``_``), single
+    punctuation or symbol characters, and single CJK ideographs; whitespace only separates.
+
+    >>> split_words("Don't panic: 42 ways!")
+    ['Don', "'", 't', 'panic', ':', '42', 'ways', '!']
+    """
+    return regex.findall(WORD_PATTERN, _check_text(text))
+
+
+class _StringVocabTokenizer(Tokenizer):
+    """A tokenizer whose vocabulary is a list of strings: ``vocab[id]`` is the token of ``id``."""
+
+    def _set_vocab(self, vocab: Sequence[str]) -> None:
+        if isinstance(vocab, str) or not isinstance(vocab, Sequence):
+            raise TypeError(f"vocab must be a sequence of str, got {type(vocab).__name__}")
+        for position, token in enumerate(vocab):
+            if not isinstance(token, str) or not token:
+                raise ValueError(f"vocab must contain non-empty strs, got {token!r} at position {position}")
+        if len(set(vocab)) != len(vocab):
+            duplicates = sorted(t for t, n in Counter(vocab).items() if n > 1)
+            raise ValueError(f"vocab must not repeat tokens, got duplicates {duplicates[:5]}")
+        if UNK_TOKEN not in vocab:
+            raise ValueError(f"vocab must contain {UNK_TOKEN!r}, got {list(vocab[:5])}...")
+        self.vocab: list[str] = list(vocab)
+        self.token_to_id: dict[str, int] = {token: i for i, token in enumerate(self.vocab)}
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens, ``[UNK]`` included."""
+        return len(self.vocab)
+
+    @property
+    def unk_id(self) -> int:
+        """Id of ``[UNK]``."""
+        return self.token_to_id[UNK_TOKEN]
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[str]:
+        """Tokens (strings) of ``text``."""
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``; unknown words become `unk_id`."""
+        return [self.token_to_id[token] for token in self.tokenize(text)]
+
+
+class WordLevelTokenizer(_StringVocabTokenizer):
+    """One token per word (`split_words`), ``[UNK]`` for words outside the vocabulary.
+
+    `train` keeps the ``vocab_size - 1`` most frequent words (ties: code-point order of the words) after
+    ``[UNK]`` (id 0). Words are case-sensitive. `decode` joins the words with single spaces, so the
+    original spacing is lost (``"Hi, you"`` decodes to ``"Hi , you"``).
+    """
+
+    def __init__(self, vocab: Sequence[str] | None = None) -> None:
+        self._set_vocab([UNK_TOKEN] if vocab is None else vocab)
+
+    def train(self, text: str, vocab_size: int) -> None:
+        """Keep ``[UNK]`` and the ``vocab_size - 1`` most frequent words of ``text``.
+
+        A text with fewer distinct words gives a smaller vocabulary, with a `UserWarning`.
+        """
+        text = _check_text(text, allow_empty=False)
+        vocab_size = _check_int(vocab_size, "vocab_size", minimum=1)
+        counts = Counter(split_words(text))
+        ranked = sorted(counts, key=lambda word: (-counts[word], word))[: vocab_size - 1]
+        if len(ranked) < vocab_size - 1:
+            _warn_small_vocab("word-level", len(ranked) + 1, vocab_size,
+                              f"the text has only {len(ranked)} distinct words")
+        self._set_vocab([UNK_TOKEN, *ranked])
+
+    def tokenize(self, text: str) -> list[str]:
+        """Words of ``text``, with ``[UNK]`` in place of unknown ones."""
+        return [word if word in self.token_to_id else UNK_TOKEN for word in split_words(text)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Words of ``ids`` joined by single spaces."""
+        return " ".join(self.vocab[i] for i in _check_ids(ids, self.vocab_size))
+
+
+class WordPieceTokenizer(_StringVocabTokenizer):
+    """BERT's WordPiece: words (`split_words`) cut greedily into the longest pieces in the vocabulary.
+
+    A word's first piece is written as is, the following ones with a ``##`` prefix
+    (``"unaffable" -> ["un", "##aff", "##able"]``). Segmentation is greedy longest-match-first, as in
+    BERT's ``WordpieceTokenizer``: take the longest vocabulary piece that starts where the previous one
+    ended; if no piece fits (e.g. an unseen character), the whole word becomes ``[UNK]``. Words longer
+    than ``max_input_chars_per_word`` characters also become ``[UNK]``.
+
+    `train` builds a vocabulary bottom-up (the algorithm of Schuster & Nakajima 2012 as popularised by
+    the Hugging Face course): start from ``[UNK]`` and every character seen (word-initial as is,
+    inside a word with ``##``), then repeatedly merge the adjacent pair with the highest score
+    ``freq(ab) / (freq(a) * freq(b))`` (pair and symbol counts over the words of the text, weighted by
+    word frequency), adding the merged piece to the vocabulary. Ties go to the lexicographically
+    smallest pair of strings. `decode` glues ``##`` pieces to the previous piece and separates words
+    with single spaces.
+    """
+
+    def __init__(self, vocab: Sequence[str] | None = None, max_input_chars_per_word: int = 100) -> None:
+        self.max_input_chars_per_word = _check_int(max_input_chars_per_word, "max_input_chars_per_word", 1)
+        self._set_vocab([UNK_TOKEN] if vocab is None else vocab)
+
+    def train(self, text: str, vocab_size: int) -> None:
+        """Build a vocabulary of ``vocab_size`` tokens from ``text`` (replacing the current one).
+
+        ``vocab_size`` must cover ``[UNK]`` and the initial characters. When no pair is left to merge,
+        training stops with a smaller vocabulary and a `UserWarning`.
+        """
+        text = _check_text(text, allow_empty=False)
+        word_counts = Counter(split_words(text))
+        if not word_counts:
+            raise ValueError(f"text must contain at least one word, got {text[:40]!r}")
+        words = [[word[0]] + ["##" + c for c in word[1:]] for word in word_counts]
+        alphabet = sorted({symbol for word in words for symbol in word})
+        vocab_size = _check_int(vocab_size, "vocab_size", minimum=1 + len(alphabet))
+        counts = _PairCounts(words, list(word_counts.values()))
+        vocab = [UNK_TOKEN, *alphabet]
+        known = set(vocab)
+
+        def key(pair: Pair) -> float:
+            count = counts.pairs.get(pair, 0)
+            return 0.0 if count == 0 else -count / (counts.symbols[pair[0]] * counts.symbols[pair[1]])
+
+        pairs_with: dict[str, set[Pair]] = defaultdict(set)  # symbol -> pairs it is part of
+        for pair in counts.pairs:
+            pairs_with[pair[0]].add(pair)
+            pairs_with[pair[1]].add(pair)
+        heap = [(key(pair), pair) for pair in counts.pairs]
+        heapq.heapify(heap)
+        while len(vocab) < vocab_size:
+            pair = _pop_best(heap, key)
+            if pair is None:
+                _warn_small_vocab("WordPiece", len(vocab), vocab_size, "no adjacent pair is left to merge")
+                break
+            new = pair[0] + pair[1][2:]  # the second symbol always carries "##"
+            changed = counts.merge(pair, new)
+            for p in changed:
+                pairs_with[p[0]].add(p)
+                pairs_with[p[1]].add(p)
+            for symbol in {pair[0], pair[1], new}:  # their counts changed, so did their pairs' scores
+                pairs_with[symbol] = {p for p in pairs_with[symbol] if p in counts.pairs}
+                changed |= pairs_with[symbol]
+            for p in changed:
+                if p in counts.pairs:
+                    heapq.heappush(heap, (key(p), p))
+            if new not in known:
+                known.add(new)
+                vocab.append(new)
+        self._set_vocab(vocab)
+
+    def _tokenize_word(self, word: str) -> list[str]:
+        if len(word) > self.max_input_chars_per_word:
+            return [UNK_TOKEN]
+        pieces = []
+        start = 0
+        while start < len(word):
+            for end in range(len(word), start, -1):
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in self.token_to_id:
+                    break
+            else:
+                return [UNK_TOKEN]
+            pieces.append(piece)
+            start = end
+        return pieces
+
+    def tokenize(self, text: str) -> list[str]:
+        """WordPiece tokens of ``text``: ``##`` marks a piece that continues a word."""
+        return [piece for word in split_words(text) for piece in self._tokenize_word(word)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids``: ``##`` pieces glued to the previous piece, words joined by spaces."""
+        words: list[str] = []
+        for token in (self.vocab[i] for i in _check_ids(ids, self.vocab_size)):
+            if token.startswith("##") and len(token) > 2 and words:
+                words[-1] += token[2:]
+            else:
+                words.append(token)
+        return " ".join(words)
