@@ -1,0 +1,370 @@
+"""Reverse-mode automatic differentiation: a scalar engine and the tensor tools that check it.
+
+`Value` is a scalar that records the operation that made it. `Value.backward` visits the recorded
+graph in reverse topological order and applies the chain rule, each node adding its local
+derivative times the gradient that reached it, so a node used twice accumulates both
+contributions. `Value.backward_steps` does the same one node at a time, for drawing the graph
+between steps with `draw_graph`.
+
+For tensor functions: `numerical_gradient` (central differences), `jacobian` and `vjp`. The
+Jacobian is built the way reverse mode would have to build it, one vector-Jacobian product per
+output element; backpropagation itself only ever needs the VJP. `embedding_grad` is the backward
+pass of an embedding lookup written out by hand.
+
+Left out: tensors in the engine (every `Value` is one Python float), higher-order derivatives,
+forward mode, and functions beyond the few on `Value` (others, such as sigmoid, are compositions of
+them). The derivative of ReLU at 0 is taken to be 0, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator
+
+import torch
+
+Number = int | float
+
+
+class Value:
+    """A scalar in a computation graph: its value `data`, its gradient `grad`, how it was made."""
+
+    def __init__(self, data: Number, label: str = "", _children: tuple[Value, ...] = (), _op: str = ""):
+        if not isinstance(data, (int, float)):
+            raise TypeError(f"data must be an int or float, got {type(data).__name__}")
+        self.data = float(data)
+        self.grad = 0.0
+        self.label = label
+        self._children = _children
+        self._op = _op
+        self._backward: Callable[[], None] = lambda: None
+
+    def __repr__(self) -> str:
+        return f"Value(data={self.data:.6g}, grad={self.grad:.6g})"
+
+    # Binary operations: each builds the output node and the closure that sends its gradient back.
+
+    def __add__(self, other: Value | Number) -> Value:
+        other = _as_value(other)
+        if other is NotImplemented:
+            return NotImplemented
+        out = Value(self.data + other.data, _children=(self, other), _op="+")
+
+        def _backward() -> None:
+            self.grad += out.grad
+            other.grad += out.grad
+
+        out._backward = _backward
+        return out
+
+    def __mul__(self, other: Value | Number) -> Value:
+        other = _as_value(other)
+        if other is NotImplemented:
+            return NotImplemented
+        out = Value(self.data * other.data, _children=(self, other), _op="*")
+
+        def _backward() -> None:
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+
+        out._backward = _backward
+        return out
+
+    def __pow__(self, exponent: Value | Number) -> Value:
+        """``self ** exponent``; a `Value` exponent needs a positive base (it goes through log)."""
+        if isinstance(exponent, Value):
+            return (exponent * self.log()).exp()
+        if not isinstance(exponent, (int, float)):
+            return NotImplemented
+        if self.data < 0 and not float(exponent).is_integer():
+            raise ValueError(f"a negative base ({self.data}) needs an integer exponent, got {exponent}")
+        out = Value(self.data**exponent, _children=(self,), _op=f"**{exponent:g}")
+
+        def _backward() -> None:
+            self.grad += exponent * self.data ** (exponent - 1) * out.grad
+
+        out._backward = _backward
+        return out
+
+    # Unary functions.
+
+    def exp(self) -> Value:
+        out = Value(math.exp(self.data), _children=(self,), _op="exp")
+
+        def _backward() -> None:
+            self.grad += out.data * out.grad
+
+        out._backward = _backward
+        return out
+
+    def log(self) -> Value:
+        if self.data <= 0:
+            raise ValueError(f"log needs a positive argument, got {self.data}")
+        out = Value(math.log(self.data), _children=(self,), _op="log")
+
+        def _backward() -> None:
+            self.grad += out.grad / self.data
+
+        out._backward = _backward
+        return out
+
+    def tanh(self) -> Value:
+        out = Value(math.tanh(self.data), _children=(self,), _op="tanh")
+
+        def _backward() -> None:
+            self.grad += (1.0 - out.data**2) * out.grad
+
+        out._backward = _backward
+        return out
+
+    def relu(self) -> Value:
+        """max(0, x); the derivative at exactly 0 is taken to be 0 (as in PyTorch)."""
+        out = Value(max(0.0, self.data), _children=(self,), _op="relu")
+
+        def _backward() -> None:
+            self.grad += (self.data > 0) * out.grad
+
+        out._backward = _backward
+        return out
+
+    # Everything else is built from the operations above.
+
+    def __neg__(self) -> Value:
+        return self * -1
+
+    def __sub__(self, other: Value | Number) -> Value:
+        return self + (-other)
+
+    def __truediv__(self, other: Value | Number) -> Value:
+        return self * other**-1
+
+    def __radd__(self, other: Number) -> Value:
+        return self + other
+
+    def __rmul__(self, other: Number) -> Value:
+        return self * other
+
+    def __rsub__(self, other: Number) -> Value:
+        return -self + other
+
+    def __rtruediv__(self, other: Number) -> Value:
+        return self**-1 * other
+
+    def __rpow__(self, base: Number) -> Value:
+        """``base ** self`` for a positive Python number `base`."""
+        if base <= 0:
+            raise ValueError(f"base ** Value needs a positive base, got {base}")
+        return (self * math.log(base)).exp()
+
+    # Backpropagation.
+
+    def backward(self) -> None:
+        """Fill `.grad` of every node this one depends on with d(self)/d(node).
+
+        Gradients add up: calling `backward` twice on the same graph doubles the leaves' gradients,
+        as in PyTorch. Build the expression again (or reset `.grad`) before a second pass.
+        """
+        for _ in self.backward_steps():
+            pass
+
+    def backward_steps(self) -> Iterator[Value]:
+        """`backward` one node at a time: yields each node right after it sent its gradient back.
+
+        The root's gradient is set to 1; nodes come in reverse topological order, so a node is
+        visited only once every node that uses it has been.
+        """
+        self.grad = 1.0
+        for node in reversed(topological_order(self)):
+            node._backward()
+            yield node
+
+
+def _as_value(x: Value | Number) -> Value:
+    if isinstance(x, Value):
+        return x
+    if isinstance(x, (int, float)):
+        return Value(x)
+    return NotImplemented
+
+
+def topological_order(root: Value) -> list[Value]:
+    """Every node `root` depends on, each after all of its inputs, ending with `root`."""
+    order: list[Value] = []
+    visited: set[int] = set()
+    stack: list[tuple[Value, bool]] = [(root, False)]  # iterative DFS: deep graphs need no recursion
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+        elif id(node) not in visited:
+            visited.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node._children))  # first input first
+    return order
+
+
+def _graph_depths(root: Value) -> dict[Value, int]:
+    """Each node's depth: 0 for leaves, otherwise 1 + the largest depth among its inputs."""
+    depths: dict[Value, int] = {}
+    for node in topological_order(root):
+        depths[node] = 1 + max((depths[c] for c in node._children), default=-1)
+    return depths
+
+
+def draw_graph(root: Value, ax=None, highlight: Value | None = None):
+    """Draw the graph of a small expression with matplotlib; returns the Axes.
+
+    Nodes are laid out left to right by depth (leaves in the first column, `root` in the last),
+    one box per `Value` with its label or operation, its data and its grad; arrows go from inputs
+    to outputs. `highlight` outlines one node (for example the one `backward_steps` just yielded).
+    """
+    import matplotlib.pyplot as plt
+
+    from course_lib.plotting import PALETTE
+
+    if not isinstance(root, Value):
+        raise TypeError(f"root must be a Value, got {type(root).__name__}")
+    depths = _graph_depths(root)
+    columns: dict[int, list[Value]] = {}
+    for node in depths:
+        columns.setdefault(depths[node], []).append(node)
+    position = {
+        node: (depth, (len(nodes) - 1) / 2 - row)
+        for depth, nodes in columns.items()
+        for row, node in enumerate(nodes)
+    }
+    if ax is None:
+        width = 2.2 * len(columns) + 1
+        height = 1.1 * max(len(nodes) for nodes in columns.values()) + 1
+        _, ax = plt.subplots(figsize=(width, height))
+    for node, (x, y) in position.items():
+        for child in node._children:
+            ax.annotate(
+                "", xy=(x - 0.32, y), xytext=(position[child][0] + 0.32, position[child][1]),
+                arrowprops={"arrowstyle": "->", "color": "0.5"},
+            )
+    for node, (x, y) in position.items():
+        title = node.label or node._op or "input"
+        ax.text(
+            x, y, f"{title}\ndata {node.data:.4g}\ngrad {node.grad:.4g}", ha="center", va="center",
+            fontsize=8, bbox={
+                "boxstyle": "round", "facecolor": "white",
+                "edgecolor": PALETTE[1] if node is highlight else PALETTE[0],
+                "linewidth": 2.5 if node is highlight else 1.0,
+            },
+        )
+    ax.set_xlim(-0.6, len(columns) - 0.4)
+    rows = max(len(nodes) for nodes in columns.values())
+    ax.set_ylim(-rows / 2 - 0.1, rows / 2 + 0.1)
+    ax.set_axis_off()
+    return ax
+
+
+# Tensor functions.
+
+
+def numerical_gradient(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Central-difference gradient of a scalar function: ``(f(x + eps e_i) - f(x - eps e_i)) / 2 eps``.
+
+    Costs two evaluations of `f` per element of `x` and has error O(eps^2) plus rounding error
+    O(machine epsilon / eps): use float64 (eps around 1e-6) when comparing with autograd.
+    """
+    _check_float_tensor(x, "x")
+    if not eps > 0:
+        raise ValueError(f"eps must be positive, got {eps}")
+    base = x.detach().clone(memory_format=torch.contiguous_format)
+    grad = torch.empty_like(base)
+    flat_x, flat_grad = base.view(-1), grad.view(-1)
+    with torch.no_grad():
+        for i in range(flat_x.numel()):
+            original = flat_x[i].item()
+            flat_x[i] = original + eps
+            plus = _scalar_output(f(base))
+            flat_x[i] = original - eps
+            minus = _scalar_output(f(base))
+            flat_x[i] = original
+            flat_grad[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def vjp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The vector-Jacobian product ``v^T J`` of f at x, shape x.shape, from one backward pass.
+
+    `v` has the shape of f(x). This is what backpropagation computes; J itself is never formed.
+    """
+    x, y = _forward(f, x)
+    if not isinstance(v, torch.Tensor) or v.shape != y.shape:
+        shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        raise ValueError(f"v must be a tensor of the output's shape {tuple(y.shape)}, got {shape}")
+    return _vjp(y, x, v.to(y.dtype))
+
+
+def jacobian(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The full Jacobian of f at x, shape f(x).shape + x.shape, as one VJP per output element.
+
+    Row i is ``e_i^T J``: a full Jacobian costs as many backward passes as f has outputs, which is
+    why reverse mode is used for scalar losses and never materialises J.
+    """
+    x, y = _forward(f, x)
+    basis = torch.eye(y.numel(), dtype=y.dtype, device=y.device)  # (m, m)
+    J = x.new_zeros(y.numel(), *x.shape)  # (m, *x.shape)
+    for i, e in enumerate(basis):
+        J[i] = _vjp(y, x, e.view(y.shape))  # row i: e_i^T J
+    return J.view(*y.shape, *x.shape)  # f(x).shape + x.shape
+
+
+def embedding_grad(ids: torch.Tensor, grad_output: torch.Tensor, num_embeddings: int) -> torch.Tensor:
+    """dL/dE for the lookup ``out = E[ids]`` given dL/dout: (num_embeddings, D).
+
+    The lookup equals ``one_hot(ids) @ E``, so ``dL/dE = one_hot(ids)^T @ dL/dout``: row t is the
+    sum of the output gradients at the positions holding token t, and exactly 0 for tokens that do
+    not occur. Computed with a scatter-add rather than the one-hot product.
+    """
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+        raise ValueError(f"ids must be an integer tensor, got {getattr(ids, 'dtype', type(ids).__name__)}")
+    _check_float_tensor(grad_output, "grad_output")
+    if not isinstance(num_embeddings, int) or isinstance(num_embeddings, bool) or num_embeddings < 1:
+        raise ValueError(f"num_embeddings must be a positive int, got {num_embeddings!r}")
+    if grad_output.dim() == 0 or grad_output.shape[:-1] != ids.shape:
+        raise ValueError(
+            f"grad_output must have shape ids.shape + (D,) = {tuple(ids.shape)} + (D,), "
+            f"got {tuple(grad_output.shape)}"
+        )
+    if ids.numel() and not (0 <= int(ids.min()) and int(ids.max()) < num_embeddings):
+        raise ValueError(f"ids must lie in [0, num_embeddings) = [0, {num_embeddings}), got values in "
+                         f"[{int(ids.min())}, {int(ids.max())}]")
+    D = grad_output.shape[-1]
+    grad = grad_output.new_zeros(num_embeddings, D)  # (V, D)
+    return grad.index_add_(0, ids.reshape(-1), grad_output.reshape(-1, D))  # (V, D)
+
+
+def _forward(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run f on a fresh leaf copy of x that requires grad; returns (leaf, output)."""
+    _check_float_tensor(x, "x")
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = f(x)
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"f must return a torch.Tensor, got {type(y).__name__}")
+    return x, y
+
+
+def _vjp(y: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    if not y.requires_grad:  # f ignores x: its Jacobian is zero
+        return torch.zeros_like(x)
+    (grad,) = torch.autograd.grad(y, x, grad_outputs=v, retain_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
+
+
+def _scalar_output(y: torch.Tensor) -> float:
+    if not isinstance(y, torch.Tensor) or y.numel() != 1:
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"f must return a tensor with one element, got {shape}")
+    return y.item()
+
+
+def _check_float_tensor(x: torch.Tensor, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")

@@ -1,0 +1,178 @@
+"""BERT-style pretraining objectives: masked language modelling, next sentence prediction (NSP) and
+sentence-order prediction (SOP), as data transformations that produce inputs and labels.
+
+`mlm_mask` follows BERT (Devlin et al. 2019, section 3.1): each ordinary (non-special) position is
+selected with probability p = 0.15; a selected position becomes [MASK] with probability 0.8, a
+random token with probability 0.1, and stays unchanged with probability 0.1. Its label is the
+original token; every other position gets the label -100, which `course_lib.losses.cross_entropy`
+ignores, so the loss is computed on the selected positions only. Two details differ from BERT's
+released data script and are deliberate: selection is one independent draw per position (as in
+Hugging Face's data collator) rather than exactly round(0.15 n) positions per sequence, and random
+tokens are drawn uniformly from the non-special ids only (BERT draws from the whole vocabulary),
+so a random replacement is never [MASK], [CLS] or padding. A random draw may return the original
+token, so about 10% + 10%/V of the selected positions show their own token.
+
+NSP and SOP pairs are built from documents given as sequences of sentences. The sampling, exactly:
+
+1. Each document is cut into consecutive chunks of `max_sentences` sentences (the last chunk keeps
+   the remainder; a last chunk of a single sentence is dropped).
+2. For each chunk of m >= 2 sentences, a split point s is drawn uniformly from 1..m-1: segment A is
+   the first s sentences, segment B the remaining m - s. Segments are multi-sentence spans, as in
+   BERT, not single sentences.
+3. A fair coin decides the label. NSP: heads keeps B (label 0, "is next"); tails replaces B by
+   len(B) consecutive sentences of another document, chosen uniformly among the others, starting at
+   a uniform position (the whole document if it is shorter); label 1, "not next". SOP (Lan et al.
+   2020, ALBERT): heads keeps (A, B) (label 0, "in order"), tails gives (B, A) (label 1, "swapped").
+
+Labels follow the Hugging Face convention (0 = is next / in order). NSP negatives differ from their
+context in topic as well as in coherence; SOP negatives share the topic, so only order tells them
+apart. Left out: BERT's token-length budget (chunks are counted in sentences), its reuse of the
+sentences a negative pair leaves out, whole-word and span masking, and dynamic re-masking per epoch
+(call `mlm_mask` again on each pass for that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, Iterable, Iterator, Sequence, TypeVar
+
+import torch
+
+from course_lib.losses import IGNORE_INDEX
+
+T = TypeVar("T")
+
+IS_NEXT, NOT_NEXT = 0, 1
+IN_ORDER, SWAPPED = 0, 1
+MASK_FRACTION, RANDOM_FRACTION = 0.8, 0.1  # of the selected positions; the remaining 0.1 is kept
+
+
+@dataclass(frozen=True)
+class SegmentPair(Generic[T]):
+    """Two segments (lists of sentences), the label, and the index of the document of each."""
+
+    first: list[T]
+    second: list[T]
+    label: int
+    documents: tuple[int, int]
+
+
+def mlm_mask(
+    ids: torch.Tensor,
+    vocab_size: int,
+    mask_id: int,
+    special_ids: Iterable[int],
+    p: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking of token ids (any shape): returns (inputs, labels), both of ids.shape.
+
+    Special ids (and `mask_id`, which always counts as special) are never selected and never used
+    as random replacements. `generator` (on ids.device) makes the draw reproducible.
+    """
+    special = _special_table(ids, vocab_size, mask_id, special_ids, p)  # (V,)
+    shape, device = ids.shape, ids.device
+    selected = (torch.rand(shape, generator=generator, device=device) < p) & ~special[ids]  # (...)
+    action = torch.rand(shape, generator=generator, device=device)  # (...)
+    to_mask = selected & (action < MASK_FRACTION)
+    to_random = selected & (action >= MASK_FRACTION) & (action < MASK_FRACTION + RANDOM_FRACTION)
+    ordinary = (~special).nonzero().squeeze(1)  # (V_ordinary,)
+    random_tokens = ordinary[torch.randint(len(ordinary), shape, generator=generator, device=device)]  # (...)
+    inputs = torch.where(to_mask, mask_id, torch.where(to_random, random_tokens, ids))  # (...)
+    labels = torch.where(selected, ids, IGNORE_INDEX)  # (...)
+    return inputs, labels
+
+
+def make_nsp_pairs(
+    documents: Sequence[Sequence[T]], generator: torch.Generator | None = None, max_sentences: int = 4
+) -> list[SegmentPair[T]]:
+    """Next-sentence-prediction pairs, sampled as in the module docstring (labels IS_NEXT / NOT_NEXT)."""
+    _check_documents(documents, max_sentences)
+    if len(documents) < 2:
+        raise ValueError(f"NSP negatives come from another document: documents must hold at least 2, "
+                         f"got {len(documents)}")
+    pairs = []
+    for d, first, second in _split_chunks(documents, generator, max_sentences):
+        if _coin(generator):
+            pairs.append(SegmentPair(first, second, IS_NEXT, (d, d)))
+            continue
+        other = _randint(len(documents) - 1, generator)
+        other += other >= d  # uniform over the documents other than d
+        doc = documents[other]
+        length = min(len(second), len(doc))
+        start = _randint(len(doc) - length + 1, generator)
+        pairs.append(SegmentPair(first, list(doc[start:start + length]), NOT_NEXT, (d, other)))
+    return pairs
+
+
+def make_sop_pairs(
+    documents: Sequence[Sequence[T]], generator: torch.Generator | None = None, max_sentences: int = 4
+) -> list[SegmentPair[T]]:
+    """Sentence-order-prediction pairs, sampled as in the module docstring (labels IN_ORDER / SWAPPED)."""
+    _check_documents(documents, max_sentences)
+    pairs = []
+    for d, first, second in _split_chunks(documents, generator, max_sentences):
+        if _coin(generator):
+            pairs.append(SegmentPair(first, second, IN_ORDER, (d, d)))
+        else:
+            pairs.append(SegmentPair(second, first, SWAPPED, (d, d)))
+    return pairs
+
+
+def _split_chunks(
+    documents: Sequence[Sequence[T]], generator: torch.Generator | None, max_sentences: int
+) -> Iterator[tuple[int, list[T], list[T]]]:
+    """Steps 1 and 2 of the sampling: (document index, segment A, segment B) for every chunk."""
+    for d, doc in enumerate(documents):
+        for start in range(0, len(doc), max_sentences):
+            chunk = list(doc[start:start + max_sentences])
+            if len(chunk) < 2:
+                continue
+            split = 1 + _randint(len(chunk) - 1, generator)
+            yield d, chunk[:split], chunk[split:]
+
+
+def _randint(high: int, generator: torch.Generator | None) -> int:
+    """A uniform integer in [0, high)."""
+    return int(torch.randint(high, (1,), generator=generator).item())
+
+
+def _coin(generator: torch.Generator | None) -> bool:
+    return _randint(2, generator) == 0
+
+
+def _check_documents(documents: Sequence[Sequence[T]], max_sentences: int) -> None:
+    if not isinstance(max_sentences, int) or isinstance(max_sentences, bool) or max_sentences < 2:
+        raise ValueError(f"max_sentences must be an int >= 2 (two segments), got {max_sentences!r}")
+    if isinstance(documents, str) or len(documents) == 0:
+        raise ValueError("documents must be a non-empty sequence of documents (each a sequence of sentences)")
+    for d, doc in enumerate(documents):
+        if isinstance(doc, str) or not isinstance(doc, Sequence):
+            raise ValueError(f"documents[{d}] must be a sequence of sentences, got {type(doc).__name__}")
+        if len(doc) < 2:
+            raise ValueError(f"documents[{d}] has {len(doc)} sentence(s); NSP and SOP pairs need at least 2")
+
+
+def _special_table(
+    ids: torch.Tensor, vocab_size: int, mask_id: int, special_ids: Iterable[int], p: float
+) -> torch.Tensor:
+    """Validate the inputs of `mlm_mask`; returns a (vocab_size,) bool table of special ids."""
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        what = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise ValueError(f"ids must be an integer tensor, got {what}")
+    if ids.numel() and not (int(ids.min()) >= 0 and int(ids.max()) < vocab_size):
+        raise ValueError(f"ids must lie in [0, vocab_size) = [0, {vocab_size}), got values in "
+                         f"[{int(ids.min())}, {int(ids.max())}]")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got {p!r}")
+    special_ids = [mask_id, *special_ids]
+    for s in special_ids:
+        if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < vocab_size:
+            raise ValueError(f"mask_id and special_ids must be ints in [0, {vocab_size}), got {s!r}")
+    special = torch.zeros(vocab_size, dtype=torch.bool, device=ids.device)
+    special[special_ids] = True
+    if bool(special.all()):
+        raise ValueError("every id is special: no ordinary token is left to mask or to draw at random")
+    return special
