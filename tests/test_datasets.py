@@ -1,0 +1,145 @@
+"""Tests for course_lib.datasets and data/: checksums, regeneration byte for byte, the datasheet's numbers."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from course_lib.datasets import (DATA_DIR, DATASHEET, SPLITS, DatasheetRow, corpus_text, load_corpus,
+                                 load_generator, load_world, main, make_world, optimal_loss, read_datasheet,
+                                 record_files, sha256, write_corpus)
+
+README = (DATA_DIR / DATASHEET).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory) -> Path:
+    """A fresh data folder written by `write_corpus`, starting from an empty file table."""
+    folder = tmp_path_factory.mktemp("data")
+    (folder / DATASHEET).write_text("# Sheet\n\n| path | bytes | sha256 | how it was made |\n| --- | --- | --- | --- |\n")
+    write_corpus(folder)
+    return folder
+
+
+# --- the shipped files -----------------------------------------------------------------------------
+
+
+def test_every_listed_file_has_its_recorded_size_and_checksum():
+    rows = read_datasheet()
+    assert {"data/world.json", "data/corpus_train.txt", "data/corpus_val.txt"} <= {r.path for r in rows}
+    for row in rows:
+        path = row.location()
+        assert path.is_file(), f"{row.path} is listed in data/README.md but missing"
+        assert path.stat().st_size == row.bytes, f"{row.path}: size differs from data/README.md"
+        assert sha256(path) == row.sha256, f"{row.path}: sha256 differs from data/README.md"
+
+
+def test_every_file_under_data_is_listed():
+    listed = {r.path for r in read_datasheet()}
+    present = {f"data/{p.relative_to(DATA_DIR).as_posix()}" for p in DATA_DIR.rglob("*")
+               if p.is_file() and p.name != DATASHEET and not p.name.startswith(".")}
+    assert present - listed == set(), "files in data/ without a row in data/README.md"
+
+
+def test_regenerating_gives_the_shipped_bytes(regenerated):
+    for row in read_datasheet(regenerated / DATASHEET):
+        assert sha256(row.location(regenerated)) == sha256(row.location()), row.path
+    assert read_datasheet(regenerated / DATASHEET) == [r for r in read_datasheet() if r.location(regenerated).exists()]
+
+
+def test_loaders_read_what_was_written():
+    assert load_world() == make_world()
+    for split, spec in SPLITS.items():
+        documents = load_corpus(split)
+        assert len(documents) == spec["documents"] and all(documents)
+        assert corpus_text(documents).encode() == (DATA_DIR / spec["file"]).read_bytes()
+
+
+# --- the datasheet's numbers ------------------------------------------------------------------------
+
+
+def test_datasheet_states_the_measured_optimal_loss_and_entropy():
+    generator = load_generator()
+    loss = optimal_loss(load_corpus("val"), generator)
+    assert f"Exact entropy of the process: {generator.entropy():.4f} nats per document" in README
+    assert f"{loss.nats_per_document:.4f} nats per document, {loss.nats_per_character:.5f} nats per character" in README
+    assert f"({loss.documents} documents, {loss.characters:,} characters" in README
+    assert loss.nats_per_document == pytest.approx(generator.entropy(), rel=0.05)
+
+
+def test_datasheet_states_the_measured_split_statistics():
+    train, val = load_corpus("train"), load_corpus("val")
+    for split, documents in (("train", train), ("val", val)):
+        lengths = [len(d) for d in documents]
+        row = (f"| {split} | {len(documents):,} | `random.Random({SPLITS[split]['seed']})` | "
+               f"{statistics.fmean(lengths):.1f} characters | {min(lengths)} / {max(lengths)} |")
+        assert row in README
+    seen = set(train)
+    assert f"{sum(d in seen for d in val)} of the 500 val documents also occur in the train split" in README
+    assert f"{len(train) - len(seen)} train documents" in README
+    example = README.split("```\n")[1].strip()
+    assert example in val
+
+
+def test_train_split_is_about_one_megabyte():
+    assert 900_000 < (DATA_DIR / SPLITS["train"]["file"]).stat().st_size < 1_100_000
+
+
+def test_command_line_prints_the_optimal_loss(capsys):
+    main([])
+    assert f"{optimal_loss(load_corpus('val'), load_generator()).nats_per_document:.4f}" in capsys.readouterr().out
+
+
+# --- the datasheet parser ---------------------------------------------------------------------------
+
+SHA = "ab" * 32
+
+
+def test_read_datasheet_tolerates_other_layouts(tmp_path):
+    sheet = tmp_path / "README.md"
+    sheet.write_text(
+        "# Sheet\n\n| path | notes | sha256 | bytes | licence |\n|---|---|---|--:|---|\n"
+        f"| `zoo/tiny.safetensors` | `scripts/train.py` | `{SHA}` | 1,234 | MIT |\n"
+        f"| data/parallel_sentences.json | written by hand | {SHA} | 56 | CC0 |\n\nAfter the table.\n")
+    assert read_datasheet(sheet) == [
+        DatasheetRow("data/zoo/tiny.safetensors", 1234, SHA, "`scripts/train.py`"),
+        DatasheetRow("data/parallel_sentences.json", 56, SHA, "written by hand"),
+    ]
+
+
+def test_record_files_replaces_rows_in_place_and_appends_new_ones(tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "b.txt").write_text("bb")
+    before = ("intro\n\n| path | bytes | sha256 | how it was made |\n| --- | ---: | --- | --- |\n"
+              f"| data/a.txt | 9 | {SHA} | old |\n| data/other.bin | 5 | {SHA} | someone else's |\n\noutro\n")
+    (tmp_path / "README.md").write_text(before)
+    record_files({tmp_path / "a.txt": "new", tmp_path / "b.txt": "added"}, tmp_path)
+    lines = (tmp_path / "README.md").read_text().splitlines()
+    assert lines[:4] == before.splitlines()[:4] and lines[-2:] == ["", "outro"]
+    assert lines[4] == f"| data/a.txt | 1 | {sha256(tmp_path / 'a.txt')} | new |"
+    assert lines[5] == f"| data/other.bin | 5 | {SHA} | someone else's |"
+    assert lines[6] == f"| data/b.txt | 2 | {sha256(tmp_path / 'b.txt')} | added |"
+
+
+# --- bad input --------------------------------------------------------------------------------------
+
+
+def test_bad_input_raises(tmp_path):
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_corpus("test")
+    with pytest.raises(ValueError, match="without newlines"):
+        corpus_text(["one\ntwo"])
+    with pytest.raises(ValueError, match="must not be empty"):
+        optimal_loss([], load_generator())
+    sheet = tmp_path / "README.md"
+    sheet.write_text("no table here\n")
+    with pytest.raises(ValueError, match="no table"):
+        read_datasheet(sheet)
+    sheet.write_text("| path | bytes | sha256 | how |\n| --- | --- | --- | --- |\n| data/x | many | abc | ? |\n")
+    with pytest.raises(ValueError, match="line 3 needs an integer byte count"):
+        read_datasheet(sheet)
+    sheet.write_text("| path | bytes | sha256 | how |\n| --- | --- | --- | --- |\n| data/x | 1 |\n")
+    with pytest.raises(ValueError, match="line 3 has 2 cells"):
+        read_datasheet(sheet)

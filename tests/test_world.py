@@ -1,0 +1,281 @@
+"""Tests for course_lib.world: exact probabilities by enumeration, parse round trips, entropy."""
+
+from __future__ import annotations
+
+import collections
+import doctest
+import itertools
+import math
+import random
+import statistics
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import course_lib.world
+from course_lib.world import (KINDS, RELATIONS, TEMPLATES, VISIT, Derivation, DocumentGenerator, Fact,
+                              Sentence, World)
+
+TINY_CONFIGS = {
+    "two-kinds": dict(world=dict(seed=3, n_people=2, n_cities=2),
+                      generator=dict(kinds=("lives_in", VISIT), min_sentences=1, max_sentences=2, n_days=2)),
+    "all-kinds-weighted": dict(world=dict(seed=4, n_people=3, n_cities=2, n_jobs=2, n_pets=2, n_colours=2),
+                               generator=dict(min_sentences=1, max_sentences=2, n_days=3, name_prob=0.3,
+                                              person_weights=[0.2, 0.5, 0.3])),
+}
+
+
+def tiny_generator(name: str) -> DocumentGenerator:
+    config = TINY_CONFIGS[name]
+    return DocumentGenerator(World.generate(**config["world"]), **config["generator"])
+
+
+def all_derivations(generator: DocumentGenerator):
+    """Every derivation the process can make, listed by brute force over its choices."""
+    world = generator.world
+    for name in world.names:
+        for k in range(generator.min_sentences, generator.max_sentences + 1):
+            for kinds in itertools.permutations(generator.kinds, k):
+                options = [sentence_options(generator, kind, first=j == 0) for j, kind in enumerate(kinds)]
+                for sentences in itertools.product(*options):
+                    yield Derivation(name, sentences)
+
+
+def sentence_options(generator: DocumentGenerator, kind: str, first: bool) -> list[Sentence]:
+    refs = (True,) if first else (True, False)
+    visits = [(None, None)]
+    if kind == VISIT:
+        visits = [(d, c) for d in range(1, generator.n_days + 1) for c in generator.world.cities]
+    return [Sentence(kind, t, r, d, c) for t in range(len(TEMPLATES[kind])) for r in refs for d, c in visits]
+
+
+def exact_distribution(generator: DocumentGenerator) -> dict[str, float]:
+    """Text -> probability, by enumeration; asserts every text parses back to its own derivation."""
+    distribution = {}
+    for derivation in all_derivations(generator):
+        text = generator.render(derivation)
+        assert text not in distribution, f"two derivations write {text!r}"
+        assert generator.parse(text) == derivation
+        distribution[text] = math.exp(generator.log_prob(text))
+    return distribution
+
+
+@pytest.fixture(scope="module")
+def default_generator() -> DocumentGenerator:
+    return DocumentGenerator(World.generate(seed=0))
+
+
+# --- exactness in tiny worlds ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", TINY_CONFIGS)
+def test_enumerated_probabilities_sum_to_one_over_distinct_strings(name):
+    distribution = exact_distribution(tiny_generator(name))
+    assert len(distribution) > 50
+    assert math.fsum(distribution.values()) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", TINY_CONFIGS)
+def test_entropy_equals_enumeration(name):
+    generator = tiny_generator(name)
+    probs = exact_distribution(generator).values()
+    assert generator.entropy() == pytest.approx(-math.fsum(p * math.log(p) for p in probs), abs=1e-10)
+
+
+@pytest.mark.parametrize("name", TINY_CONFIGS)
+def test_sampling_frequencies_match_exact_probabilities(name):
+    generator = tiny_generator(name)
+    distribution = exact_distribution(generator)
+    rng, n = random.Random(0), 20_000
+    counts = collections.Counter(generator.sample(rng) for _ in range(n))
+    assert set(counts) <= set(distribution)
+    chi2 = sum((counts[text] - n * p) ** 2 / (n * p) for text, p in distribution.items())
+    dof = len(distribution) - 1
+    assert chi2 < dof + 5 * math.sqrt(2 * dof), f"chi-square {chi2:.0f} with {dof} degrees of freedom"
+
+
+# --- the default world ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rng", [random.Random(0), np.random.default_rng(0)], ids=["random", "numpy"])
+def test_log_prob_of_a_sample_equals_the_log_prob_recorded_while_sampling(default_generator, rng):
+    for _ in range(2000):
+        derivation, recorded = default_generator.sample_derivation(rng)
+        text = default_generator.render(derivation)
+        assert default_generator.parse(text) == derivation
+        assert default_generator.log_prob(text) == pytest.approx(recorded, abs=1e-9)
+
+
+def test_entropy_matches_monte_carlo_mean_of_minus_log_prob(default_generator):
+    rng = random.Random(1)
+    losses = [-default_generator.log_prob(default_generator.sample(rng)) for _ in range(5000)]
+    standard_error = statistics.stdev(losses) / math.sqrt(len(losses))
+    assert abs(statistics.fmean(losses) - default_generator.entropy()) < 4 * standard_error
+
+
+def test_default_documents_fit_the_course_targets(default_generator):
+    rng = random.Random(2)
+    lengths = [len(default_generator.sample(rng)) for _ in range(2000)]
+    assert 10 < default_generator.entropy() < 25
+    assert 60 <= min(lengths) and max(lengths) <= 250 and 100 <= statistics.fmean(lengths) <= 150
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n_people=st.integers(2, 30), name_prob=st.floats(0.05, 0.95),
+       counts=st.tuples(st.integers(1, 6), st.integers(1, 6)).map(sorted))
+def test_round_trip_for_any_world_and_settings(seed, n_people, name_prob, counts):
+    generator = DocumentGenerator(World.generate(seed=seed, n_people=n_people), min_sentences=counts[0],
+                                  max_sentences=counts[1], name_prob=name_prob)
+    rng = random.Random(seed)
+    for _ in range(20):
+        derivation, recorded = generator.sample_derivation(rng)
+        text = generator.render(derivation)
+        assert "\n" not in text and generator.parse(text) == derivation
+        assert generator.log_prob(text) == pytest.approx(recorded, abs=1e-9)
+
+
+def test_module_docstring_example_computes_by_hand():
+    result = doctest.testmod(course_lib.world)
+    assert result.attempted >= 5 and result.failed == 0
+
+
+# --- the world --------------------------------------------------------------------------------------
+
+
+def test_same_seed_same_world_and_corpus_byte_for_byte():
+    a, b = World.generate(seed=7), World.generate(seed=7)
+    assert a == b and a.to_json() == b.to_json()
+    assert World.generate(seed=8) != a
+    docs = [[DocumentGenerator(w).sample(random.Random(5)) for _ in range(50)] for w in (a, b)]
+    assert docs[0] == docs[1]
+
+
+def test_json_round_trip():
+    world = World.generate(seed=1, bias=0.5)
+    assert World.from_json(world.to_json()) == world
+
+
+def test_world_is_well_formed():
+    world = World.generate(seed=0)
+    names = world.names
+    assert len(set(names)) == len(names) == 24 and not set(names) & set(world.cities)
+    assert all(p.friend in names and p.friend != p.name for p in world.people)
+    facts = world.facts()
+    assert len(facts) == 24 * len(RELATIONS) and len(set(facts)) == len(facts)
+    assert Fact(names[0], "lives_in", world.people[0].city) in facts
+
+
+def test_bias_pairs_city_and_job_and_changes_nothing_else():
+    plain, skewed = World.generate(seed=0, bias=0.0), World.generate(seed=0, bias=1.0)
+    for p, q in zip(plain.people, skewed.people):
+        assert q.job == skewed.jobs[skewed.cities.index(q.city) % len(skewed.jobs)]
+        assert (p.name, p.city, p.pet, p.colour, p.friend, p.pronoun) == (q.name, q.city, q.pet, q.colour,
+                                                                         q.friend, q.pronoun)
+
+
+def test_person_weights_skew_which_person_is_written_about():
+    world = World.generate(seed=0)
+    weights = [0.0] * 24
+    weights[3] = 1.0
+    generator = DocumentGenerator(world, person_weights=weights)
+    rng = random.Random(0)
+    assert {generator.parse(generator.sample(rng)).person for _ in range(100)} == {world.names[3]}
+    about_someone_else = "Rozi lives in Pominport. She works as a teacher. Rozi has a pet cat."
+    with pytest.raises(ValueError, match="probability 0"):
+        generator.log_prob(about_someone_else)
+
+
+def test_fact_prompts_complete_to_sentences_the_generator_writes(default_generator):
+    single = DocumentGenerator(default_generator.world, min_sentences=1, max_sentences=1)
+    for fact in default_generator.world.facts():
+        prompt, answer = default_generator.fact_prompt(fact)
+        assert answer.startswith(" ") and answer.rstrip(".").endswith(fact.object)
+        assert single.parse(prompt + answer) == Derivation(fact.subject, (Sentence(fact.relation, 0, True),))
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, message", [
+    ("The cat sat on the mat.", "sentence 1"),
+    ("Rozi lives in Zovomere.", "lives_in='Zovomere'"),
+    ("She lives in Pominport. Rozi works as a teacher. Rozi has a pet cat.", "sentence 1 must begin"),
+    ("Rozi lives in Pominport. He works as a teacher. Rozi has a pet cat.", "sentence 2"),
+    ("Rozi lives in Pominport. Rozi works as an teacher. Rozi has a pet cat.", "sentence 2"),
+    ("Rozi lives in Pominport. Rozi works as a teacher. Rozi lives in Pominport.", "distinct"),
+    ("Rozi lives in Pominport. Rozi works as a teacher.", "3..5 sentences"),
+    ("Rozi lives in Pominport. Rozi works as a teacher. Rozi visited Zovomere on day 29.", "sentence 3"),
+    ("Rozi lives in Pominport. Rozi works as a teacher. Rozi visited Zovomere on day 07.", "sentence 3"),
+    ("Rozi lives in Pominport.  Rozi works as a teacher. Rozi has a pet cat.", "sentence 2"),
+    ("Rozi lives in Pominport. Rozi works as a teacher. Rozi has a pet cat. ", "end with"),
+    ("Rozi lives in Pominport. Rozi works as a teacher. Rozi has a pet cat.\n", "end with"),
+])
+def test_log_prob_rejects_text_the_generator_cannot_write(default_generator, text, message):
+    with pytest.raises(ValueError, match=message):
+        default_generator.log_prob(text)
+
+
+def test_log_prob_rejects_non_strings(default_generator):
+    with pytest.raises(TypeError, match="text must be a str"):
+        default_generator.log_prob(b"Rozi lives in Pominport.")
+
+
+def test_zero_probability_choices_raise():
+    world = World.generate(seed=0)
+    text = "Rozi lives in Pominport. She works as a teacher. Rozi has a pet cat."
+    assert math.isfinite(DocumentGenerator(world).log_prob(text))
+    with pytest.raises(ValueError, match="probability 0"):
+        DocumentGenerator(world, name_prob=1.0).log_prob(text)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_people=1), "n_people"), (dict(n_jobs=99), "n_jobs"), (dict(bias=1.5), "bias"),
+    (dict(seed=-1), "seed"), (dict(n_cities=0), "n_cities"), (dict(seed=True), "seed"),
+])
+def test_generate_rejects_bad_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        World.generate(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kinds=("lives_in", "flies_to")), "kinds"), (dict(kinds=()), "kinds"),
+    (dict(kinds=("lives_in", "lives_in")), "kinds"), (dict(min_sentences=0), "min_sentences"),
+    (dict(min_sentences=4, max_sentences=3), "max_sentences"), (dict(max_sentences=7), "max_sentences"),
+    (dict(name_prob=-0.1), "name_prob"), (dict(n_days=0), "n_days"),
+    (dict(person_weights=[1.0, 2.0]), "person_weights"), (dict(person_weights=[-1.0] + [1.0] * 23), "person_weights"),
+    (dict(person_weights=[0.0] * 24), "person_weights"),
+])
+def test_generator_rejects_bad_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DocumentGenerator(World.generate(seed=0), **kwargs)
+
+
+def test_bad_objects_raise(default_generator):
+    world = default_generator.world
+    with pytest.raises(TypeError, match="rng"):
+        default_generator.sample(0)
+    with pytest.raises(TypeError, match="world"):
+        DocumentGenerator("world")
+    with pytest.raises(ValueError, match="name"):
+        world.person("Nobody")
+    with pytest.raises(ValueError, match="fact must be true"):
+        default_generator.fact_prompt(Fact(world.names[0], "lives_in", "Nowhere"))
+    with pytest.raises(ValueError, match="relation"):
+        default_generator.fact_prompt(Fact(world.names[0], "flies_to", "Nowhere"))
+    with pytest.raises(ValueError, match="first sentence"):
+        default_generator.render(Derivation(world.names[0], tuple(Sentence(k, 0, False) for k in KINDS[:3])))
+    with pytest.raises(ValueError, match="template"):
+        default_generator.render(Derivation(world.names[0], tuple(Sentence(k, 2, True) for k in KINDS[:3])))
+
+
+def test_from_json_rejects_malformed_worlds():
+    world = World.generate(seed=0)
+    with pytest.raises(ValueError, match="World.to_json"):
+        World.from_json("[1, 2]")
+    with pytest.raises(ValueError, match="friend"):
+        World.from_json(world.to_json().replace(f'"friend": "{world.people[0].friend}"',
+                                                f'"friend": "{world.people[0].name}"', 1))
+    with pytest.raises(ValueError, match="names"):
+        World.from_json(world.to_json().replace(f'"{world.names[1]}"', '"She"'))
