@@ -23,7 +23,7 @@ def slider(low: float, high: float, step: float, value: float, description: str 
     if step <= 0:
         raise ValueError(f"step must be > 0, got {step}")
     kwargs = dict(min=low, max=high, step=step, value=value, description=description,
-                  continuous_update=False)
+                  continuous_update=False, style={"description_width": "initial"})
     if all(isinstance(x, int) and not isinstance(x, bool) for x in (low, high, step, value)):
         return widgets.IntSlider(**kwargs)
     return widgets.FloatSlider(**kwargs)
