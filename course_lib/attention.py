@@ -14,7 +14,8 @@ Conventions used everywhere in this module:
 multi-query attention) and incremental decoding with a ``KVCache``. With ``need_weights=True`` (the
 default) every step is the code in this module; with ``need_weights=False`` it calls PyTorch's
 fused ``scaled_dot_product_attention`` kernel, which computes the same function (the tests check
-it) without returning the weights.
+it) without returning the weights. ``to_torch_multihead_attention`` copies its weights into
+``torch.nn.MultiheadAttention``, the reference it is tested against.
 
 ``tiled_attention`` computes exact attention block by block with an online softmax (the idea of
 FlashAttention, Dao et al. 2022): the same result as the naive formula, with memory linear in the
@@ -226,7 +227,8 @@ def causal_mask(n_queries: int, n_keys: int | None = None,
 def sliding_window_mask(n_queries: int, window: int, n_keys: int | None = None,
                         device: torch.device | str | None = None) -> Tensor:
     """Causal sliding-window mask (Tq, Tk): each query attends to itself and the window - 1
-    positions before it (as in Mistral 7B). Positions are aligned as in ``causal_mask``."""
+    positions before it, so window counts the query itself (window = 1: only itself; other code
+    bases may count one more). Positions are aligned as in ``causal_mask``."""
     _check_positive_int(window, "window")
     i, j = _query_key_positions(n_queries, n_keys, device)
     return (j <= i) & (i - j < window)  # (Tq, Tk)
@@ -412,6 +414,29 @@ class MultiHeadAttention(nn.Module):
             out, weights = _fused_attention(q, k, v, mask), None  # (B, H, Tq, hd)
         out = out.transpose(1, 2).reshape(B, Tq, self.d_model)  # heads concatenated: (B, Tq, d)
         return self.out_proj(out), weights
+
+
+def to_torch_multihead_attention(mha: MultiHeadAttention) -> nn.MultiheadAttention:
+    """A ``torch.nn.MultiheadAttention`` (batch-first) holding copies of mha's weights.
+
+    It computes the same function; remember that its boolean masks mean True = *not* allowed and
+    that it averages the weights over heads unless ``average_attn_weights=False``. Only plain
+    multi-head attention has a torch counterpart (n_kv_heads must equal n_heads).
+    """
+    if mha.n_kv_heads != mha.n_heads:
+        raise ValueError(f"torch.nn.MultiheadAttention has no grouped-query form; n_kv_heads must "
+                         f"equal n_heads, got n_kv_heads={mha.n_kv_heads}, n_heads={mha.n_heads}")
+    bias = mha.q_proj.bias is not None
+    ref = nn.MultiheadAttention(mha.d_model, mha.n_heads, bias=bias, batch_first=True)
+    ref = ref.to(device=mha.q_proj.weight.device, dtype=mha.q_proj.weight.dtype)
+    projections = (mha.q_proj, mha.k_proj, mha.v_proj)
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([p.weight for p in projections]))  # (3d, d)
+        ref.out_proj.weight.copy_(mha.out_proj.weight)
+        if bias:
+            ref.in_proj_bias.copy_(torch.cat([p.bias for p in projections]))  # (3d,)
+            ref.out_proj.bias.copy_(mha.out_proj.bias)
+    return ref.train(mha.training)
 
 
 # --------------------------------------------------------------------------------------------------
