@@ -9,7 +9,8 @@ between steps with `draw_graph`.
 For tensor functions: `numerical_gradient` (central differences), `jacobian` and `vjp`. The
 Jacobian is built the way reverse mode would have to build it, one vector-Jacobian product per
 output element; backpropagation itself only ever needs the VJP. `embedding_grad` is the backward
-pass of an embedding lookup written out by hand.
+pass of an embedding lookup written out by hand. `count_flops` counts the matrix-multiply FLOPs that
+a piece of code performs, forward or backward (PyTorch's FLOP counter), to compare their costs.
 
 Left out: tensors in the engine (every `Value` is one Python float), higher-order derivatives,
 forward mode, and functions beyond the few on `Value` (others, such as sigmoid, are compositions of
@@ -336,6 +337,25 @@ def embedding_grad(ids: torch.Tensor, grad_output: torch.Tensor, num_embeddings:
     D = grad_output.shape[-1]
     grad = grad_output.new_zeros(num_embeddings, D)  # (V, D)
     return grad.index_add_(0, ids.reshape(-1), grad_output.reshape(-1, D))  # (V, D)
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of the matrix multiplications that calling ``fn()`` performs, forward and backward alike.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add of a matmul
+    (``mm``, ``addmm``, ``bmm``, convolutions, ...); elementwise operations, bias additions and
+    reductions count 0, and so do kernels the counter does not know (PyTorch's fused CPU attention).
+    Wrap a forward pass, a ``loss.backward()`` or a `vjp` of a tensor function. PyTorch's counter
+    cannot follow ``torch.autograd.grad`` through an ``nn.Module`` that ``fn`` itself calls (as in
+    ``vjp(module, ...)``): run such a module outside ``fn`` and count the ``backward()`` alone.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable with no arguments, got {type(fn).__name__}")
+    from torch.utils.flop_counter import FlopCounterMode  # imported here: slow the first time
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
 
 
 def _forward(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from course_lib.autograd import (  # noqa: E402
     Value,
+    count_flops,
     draw_graph,
     embedding_grad,
     jacobian,
@@ -343,3 +344,33 @@ def test_embedding_grad_matches_autograd_sparse_and_accumulates():
 def test_embedding_grad_bad_input(ids, grad_output, V, message):
     with pytest.raises(ValueError, match=message):
         embedding_grad(ids, grad_output, V)
+
+
+def test_count_flops_of_linear_layers_forward_and_backward():
+    B, d_in, d_hidden, d_out = 5, 3, 7, 2
+    mlp = torch.nn.Sequential(torch.nn.Linear(d_in, d_hidden), torch.nn.Tanh(), torch.nn.Linear(d_hidden, d_out))
+    x = torch.randn(B, d_in)
+    weights = d_in * d_hidden + d_hidden * d_out
+    assert count_flops(lambda: mlp(x)) == 2 * B * weights  # one multiply-add per weight per example
+    loss = mlp(x).sum()
+    # backward: dL/dW for both layers, dL/dh for the second only (x needs no gradient)
+    assert count_flops(loss.backward) == 4 * B * weights - 2 * B * d_in * d_hidden
+    x.requires_grad_(True)
+    loss = mlp(x).sum()
+    assert count_flops(loss.backward) == 4 * B * weights  # with dL/dx: exactly twice the forward
+    assert count_flops(lambda: torch.tanh(x)) == 0  # elementwise work is not counted
+
+
+def test_count_flops_of_vjp_and_jacobian():
+    W = torch.randn(4, 6, dtype=torch.float64)
+    f = lambda t: torch.tanh(t @ W)  # noqa: E731
+    x = torch.randn(3, 4, dtype=torch.float64)
+    forward = count_flops(lambda: f(x))
+    assert forward == 2 * 3 * 4 * 6
+    assert count_flops(lambda: vjp(f, x, torch.ones(3, 6, dtype=torch.float64))) == 2 * forward
+    assert count_flops(lambda: jacobian(f, x)) == forward + 18 * forward  # one backward pass per output
+
+
+def test_count_flops_bad_input():
+    with pytest.raises(TypeError, match="fn must be callable with no arguments, got int"):
+        count_flops(3)
