@@ -62,10 +62,14 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 
 def default_threads() -> int:
-    """Torch thread count: $COURSE_TORCH_THREADS if set, else min(2, number of CPUs)."""
+    """Torch thread count: $COURSE_TORCH_THREADS if set, else 1.
+
+    One thread is the default because the course's tensors are tiny: a second thread saves little
+    when a core is free and slows small operations several times when the other core is busy.
+    """
     raw = os.environ.get(THREADS_ENV)
     if raw is None:
-        return max(1, min(2, os.cpu_count() or 1))
+        return 1
     try:
         threads = int(raw)
     except ValueError:

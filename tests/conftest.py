@@ -6,9 +6,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
+
+torch.set_num_threads(1)  # tests run in two processes on two cores; tiny tensors gain nothing from more
 
 
 def notebook_paths() -> list[Path]:

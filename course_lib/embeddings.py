@@ -1,0 +1,142 @@
+"""Token embeddings: a lookup table, the geometry of its rows, and a picture of it.
+
+An embedding layer is a table ``E`` of shape ``(V, D)``. Looking up token ids is the same as
+multiplying their one-hot rows by ``E`` (`lookup_as_matmul`); that identity is why the gradient of
+the loss with respect to ``E`` is zero on every row whose token is absent from the batch. The rows
+live in a space where direction carries meaning, which `cosine_similarities` and
+`nearest_neighbours` measure and `project_2d` draws (PCA from `course_lib.linalg`).
+`ppmi_svd_embeddings` builds count-based embeddings (positive PMI of co-occurrences, then a
+truncated SVD) to compare with the learned table of a trained model.
+
+Left out: training embeddings by gradient descent (that is what `course_lib.models` does), Word2Vec
+and GloVe, approximate nearest-neighbour indexes, and non-linear projections such as t-SNE or UMAP.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from course_lib.linalg import pca
+
+
+def _check_table(table: object, name: str = "table") -> torch.Tensor:
+    if not isinstance(table, torch.Tensor) or table.dim() != 2 or not table.is_floating_point():
+        shown = f"shape {tuple(table.shape)}, dtype {table.dtype}" if isinstance(table, torch.Tensor) else repr(table)
+        raise ValueError(f"{name} must be a 2-D floating-point tensor (V, D), got {shown}")
+    return table
+
+
+def _check_ids(ids: object, vocab_size: int, name: str = "ids") -> torch.Tensor:
+    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:
+        raise ValueError(f"{name} must be a LongTensor of token ids, got {ids!r}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        raise ValueError(f"{name} must be in [0, {vocab_size}), got values in "
+                         f"[{int(ids.min())}, {int(ids.max())}]")
+    return ids
+
+
+def lookup_as_matmul(ids: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """``one_hot(ids) @ table``: the same rows as ``table[ids]``, written as a matrix product.
+
+    ``ids`` has any shape ``(...)``; the result is ``(..., D)``.
+    """
+    table = _check_table(table)
+    ids = _check_ids(ids, table.shape[0])
+    one_hot = torch.nn.functional.one_hot(ids, table.shape[0]).to(table.dtype)  # (..., V)
+    return one_hot @ table  # (..., D)
+
+
+def cosine_similarities(table: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every query ``(Q, D)`` with every row of ``table`` ``(V, D)``: ``(Q, V)``.
+
+    A zero row has similarity 0 with everything (its direction is undefined).
+    """
+    table = _check_table(table)
+    queries = _check_table(queries, "queries")
+    if queries.shape[1] != table.shape[1]:
+        raise ValueError(f"queries must have D={table.shape[1]} columns like table, got shape {tuple(queries.shape)}")
+    rows = torch.nn.functional.normalize(table, dim=-1)  # (V, D) unit rows, zero rows stay zero
+    unit_queries = torch.nn.functional.normalize(queries, dim=-1)  # (Q, D)
+    return unit_queries @ rows.T  # (Q, V)
+
+
+def nearest_neighbours(table: torch.Tensor, query: int | torch.Tensor, k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` rows of ``table`` most similar by cosine to ``query``, most similar first.
+
+    ``query`` is a row index (that row itself is left out of its neighbours) or a vector ``(D,)``.
+    Returns ``(ids (k,), similarities (k,))``; equal similarities are ordered by lower id.
+    """
+    table = _check_table(table)
+    n_rows = table.shape[0]
+    if isinstance(query, int) and not isinstance(query, bool):
+        if not 0 <= query < n_rows:
+            raise ValueError(f"query must be a row index in [0, {n_rows}) or a vector, got {query}")
+        vector, excluded = table[query], query
+    elif isinstance(query, torch.Tensor) and query.shape == (table.shape[1],):
+        vector, excluded = query.to(table.dtype), None
+    else:
+        raise ValueError(f"query must be a row index or a vector of shape ({table.shape[1]},), got {query!r}")
+    if not bool(vector.any()):
+        raise ValueError("query must be a non-zero vector: the cosine of a zero vector is undefined")
+    available = n_rows - (excluded is not None)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= available:
+        raise ValueError(f"k must be an int in [1, {available}], got {k!r}")
+    similarities = cosine_similarities(table, vector[None])[0]  # (V,)
+    if excluded is not None:
+        similarities[excluded] = float("-inf")
+    order = torch.sort(similarities, descending=True, stable=True).indices[:k]  # (k,)
+    return order, similarities[order]
+
+
+def project_2d(vectors: torch.Tensor) -> torch.Tensor:
+    """Coordinates of the rows ``(N, D)`` on their first two principal components: ``(N, 2)``.
+
+    The sign of each axis follows `course_lib.linalg.pca`'s documented convention.
+    """
+    vectors = _check_table(vectors, "vectors")
+    return pca(vectors, n_components=2).transform(vectors)  # (N, 2)
+
+
+def cooccurrence_counts(sequences: Sequence[torch.Tensor], vocab_size: int, window: int = 2) -> torch.Tensor:
+    """Counts ``C[w, c]`` of token ``c`` within ``window`` positions of ``w`` (both sides): ``(V, V)``.
+
+    Each sequence is a 1-D LongTensor; windows never cross from one sequence into the next.
+    """
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive int, got {window!r}")
+    counts = torch.zeros(vocab_size, vocab_size, dtype=torch.float64)  # (V, V)
+    for ids in sequences:
+        ids = _check_ids(ids, vocab_size, "sequences")
+        for offset in range(1, min(window, len(ids) - 1) + 1):
+            left, right = ids[:-offset], ids[offset:]  # (n - offset,) each
+            ones = torch.ones(len(left), dtype=torch.float64)
+            counts.index_put_((left, right), ones, accumulate=True)
+            counts.index_put_((right, left), ones, accumulate=True)
+    return counts
+
+
+def ppmi_svd_embeddings(sequences: Sequence[torch.Tensor], vocab_size: int, dim: int, window: int = 2) -> torch.Tensor:
+    """Count-based embeddings ``(V, dim)``: positive PMI of co-occurrences, then a truncated SVD.
+
+    ``PPMI[w, c] = max(0, log(C[w, c] * N / (C[w, :] * C[:, c])))`` with ``N`` the total count; the
+    rows of ``U_dim * sqrt(S_dim)`` of its SVD are the embeddings (the symmetric weighting that Levy,
+    Goldberg & Dagan 2015, section 3.3, found to work better than ``U * S``). Tokens never seen get a
+    zero row.
+    Singular vectors are defined up to sign, so each axis may flip across platforms; cosine
+    similarities between rows do not change.
+    """
+    counts = cooccurrence_counts(sequences, vocab_size, window)  # (V, V)
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= vocab_size:
+        raise ValueError(f"dim must be an int in [1, {vocab_size}], got {dim!r}")
+    total = counts.sum()
+    if total == 0:
+        raise ValueError("sequences contain no co-occurring pairs (every sequence is shorter than 2 tokens)")
+    row, col = counts.sum(1, keepdim=True), counts.sum(0, keepdim=True)  # (V, 1), (1, V)
+    pmi = torch.log(counts * total / (row * col))  # (V, V), -inf or nan where counts are 0
+    ppmi = torch.where(counts > 0, pmi.clamp(min=0.0), torch.zeros_like(pmi))  # (V, V)
+    U, S, _ = torch.linalg.svd(ppmi)  # (V, V), (V,)
+    return (U[:, :dim] * S[:dim].sqrt()).float()  # (V, dim)

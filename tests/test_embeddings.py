@@ -1,0 +1,127 @@
+"""Tests for course_lib.embeddings: the lookup identity, cosine neighbours, PCA projection, PPMI-SVD."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib.embeddings import (
+    cooccurrence_counts,
+    cosine_similarities,
+    lookup_as_matmul,
+    nearest_neighbours,
+    ppmi_svd_embeddings,
+    project_2d,
+)
+from course_lib.linalg import pca
+
+
+def random_table(rows: int = 12, dim: int = 5, seed: int = 0) -> torch.Tensor:
+    return torch.randn(rows, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), seed=st.integers(0, 1000))
+def test_lookup_is_a_one_hot_matmul(shape, seed):
+    table = random_table(9, 4, seed)
+    ids = torch.randint(0, 9, shape, generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(lookup_as_matmul(ids, table), table[ids])
+
+
+def test_lookup_as_matmul_has_the_embedding_gradient():
+    table = random_table(6, 3).requires_grad_()
+    ids = torch.tensor([[1, 4, 1], [0, 4, 4]])
+    weights = random_table(6, 3, seed=1)[ids]  # (2, 3, 3) arbitrary upstream gradient
+    (lookup_as_matmul(ids, table) * weights).sum().backward()
+    via_matmul = table.grad.clone()
+    table.grad = None
+    (torch.nn.functional.embedding(ids, table) * weights).sum().backward()
+    torch.testing.assert_close(via_matmul, table.grad)
+    assert via_matmul[[2, 3, 5]].abs().sum() == 0  # rows of absent tokens get no gradient
+
+
+def test_cosine_similarities_match_torch_and_zero_rows_give_zero():
+    table, queries = random_table(), random_table(3, 5, seed=1)
+    expected = torch.nn.functional.cosine_similarity(queries[:, None], table[None], dim=-1)
+    torch.testing.assert_close(cosine_similarities(table, queries), expected)
+    table[4] = 0.0
+    assert torch.all(cosine_similarities(table, queries)[:, 4] == 0)
+
+
+def test_nearest_neighbours_by_brute_force():
+    table = random_table(20, 6, seed=3)
+    ids, sims = nearest_neighbours(table, 7, k=4)
+    brute = sorted((i for i in range(20) if i != 7),
+                   key=lambda i: -float(torch.dot(table[7], table[i]) / (table[7].norm() * table[i].norm())))
+    assert ids.tolist() == brute[:4]
+    assert 7 not in ids.tolist()
+    assert torch.all(sims[:-1] >= sims[1:])
+    vector_ids, _ = nearest_neighbours(table, table[7] * 3.0, k=5)
+    assert vector_ids.tolist() == [7] + brute[:4]  # a vector query keeps its own row, scale does not matter
+
+
+def test_nearest_neighbours_ties_go_to_the_lower_id():
+    table = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 2.0]])
+    ids, sims = nearest_neighbours(table, torch.tensor([1.0, 0.0]), k=3)
+    assert ids.tolist() == [0, 1, 3] and sims.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_project_2d_is_the_top_two_principal_components():
+    table = random_table(30, 8, seed=4)
+    coords = project_2d(table)
+    assert coords.shape == (30, 2)
+    torch.testing.assert_close(coords, pca(table, 2).transform(table))
+    top_two = torch.linalg.svdvals(table - table.mean(0))[:2] ** 2 / 29
+    torch.testing.assert_close(coords.var(dim=0), top_two)
+
+
+def test_cooccurrence_counts_worked_example():
+    # "a b a c" with window 1: pairs (a,b), (b,a), (a,c), each counted both ways.
+    counts = cooccurrence_counts([torch.tensor([0, 1, 0, 2])], vocab_size=3, window=1)
+    assert counts.tolist() == [[0, 2, 1], [2, 0, 0], [1, 0, 0]]
+    wider = cooccurrence_counts([torch.tensor([0, 1, 0, 2]), torch.tensor([2])], vocab_size=3, window=2)
+    assert wider.tolist() == [[2, 2, 1], [2, 0, 1], [1, 1, 0]]  # the lone token adds nothing
+    assert torch.equal(wider, wider.T)
+
+
+def test_ppmi_matches_the_definition_and_interchangeable_tokens_get_the_same_embedding():
+    # Tokens 1 and 2 ("cat", "dog") occur in exactly the same contexts.
+    sequences = [torch.tensor(s) for s in ([0, 1, 3], [0, 2, 3], [4, 1, 5], [4, 2, 5], [0, 4, 3])]
+    embeddings = ppmi_svd_embeddings(sequences, vocab_size=7, dim=4, window=1)
+    assert embeddings.shape == (7, 4)
+    torch.testing.assert_close(embeddings[1], embeddings[2], atol=1e-5, rtol=0)
+    assert embeddings[6].abs().max() < 1e-5  # never seen: a zero row
+    assert nearest_neighbours(embeddings[:6], 1, k=1)[0].tolist() == [2]
+    counts = cooccurrence_counts(sequences, 7, 1)
+    total = counts.sum()
+    ppmi = torch.zeros(7, 7, dtype=torch.float64)
+    for w in range(7):
+        for c in range(7):
+            if counts[w, c] > 0:
+                ppmi[w, c] = max(0.0, math.log(counts[w, c] * total / (counts[w].sum() * counts[:, c].sum())))
+    full = ppmi_svd_embeddings(sequences, vocab_size=7, dim=7, window=1).double()
+    torch.testing.assert_close((full**2).sum(), torch.linalg.svdvals(ppmi).sum(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: lookup_as_matmul(torch.tensor([0, 9]), random_table(5, 2)),
+     r"ids must be in \[0, 5\), got values in \[0, 9\]"),
+    (lambda: lookup_as_matmul(torch.tensor([0.0]), random_table(5, 2)), "ids must be a LongTensor"),
+    (lambda: lookup_as_matmul(torch.tensor([0]), torch.zeros(5)), r"table must be a 2-D floating-point tensor"),
+    (lambda: cosine_similarities(random_table(5, 2), random_table(3, 4)), "queries must have D=2 columns"),
+    (lambda: nearest_neighbours(random_table(5, 2), 5), r"query must be a row index in \[0, 5\)"),
+    (lambda: nearest_neighbours(random_table(5, 2), 1, k=5), r"k must be an int in \[1, 4\], got 5"),
+    (lambda: nearest_neighbours(random_table(5, 2), torch.zeros(2)), "query must be a non-zero vector"),
+    (lambda: nearest_neighbours(random_table(5, 2), torch.zeros(3)), "query must be a row index or a vector"),
+    (lambda: cooccurrence_counts([torch.tensor([0, 1])], 2, window=0), "window must be a positive int, got 0"),
+    (lambda: cooccurrence_counts([torch.tensor([0, 1])], 0), "vocab_size must be a positive int, got 0"),
+    (lambda: ppmi_svd_embeddings([torch.tensor([0, 1])], 2, dim=3), r"dim must be an int in \[1, 2\], got 3"),
+    (lambda: ppmi_svd_embeddings([torch.tensor([0])], 2, dim=1), "no co-occurring pairs"),
+])
+def test_bad_input_raises_a_clear_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -1,0 +1,150 @@
+"""Tests for course_lib.models.TinyGPT: parallel pass == KV-cached decoding, causality, tying, init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib.decoding import beam_search, greedy_decode, sample
+from course_lib.embeddings import lookup_as_matmul
+from course_lib.models import NextTokenLogits, TinyGPT, TinyGPTConfig
+
+
+def tiny_model(seed: int = 0, **overrides) -> TinyGPT:
+    config = dict(vocab_size=40, context_length=24, d_model=32, n_heads=4, n_layers=2)
+    config.update(overrides)
+    torch.manual_seed(seed)
+    return TinyGPT(TinyGPTConfig(**config)).double().eval()
+
+
+def random_ids(batch: int, length: int, vocab: int = 40, seed: int = 1) -> torch.Tensor:
+    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("chunks", [[1] * 20, [7, 1, 1, 5, 6], [20]])
+def test_teacher_forced_pass_equals_kv_cached_incremental_decoding(chunks):
+    model, ids = tiny_model(), random_ids(3, 20)
+    with torch.no_grad():
+        parallel = model(ids)  # (3, 20, V)
+        caches, pieces, start = model.new_caches(), [], 0
+        for size in chunks:
+            pieces.append(model(ids[:, start:start + size], caches))
+            start += size
+    torch.testing.assert_close(torch.cat(pieces, dim=1), parallel, atol=1e-6, rtol=0)
+    assert all(len(cache) == 20 for cache in caches)
+
+
+def test_editing_future_tokens_leaves_earlier_logits_unchanged():
+    model, ids = tiny_model(), random_ids(2, 16)
+    edited = ids.clone()
+    edited[:, 9:] = random_ids(2, 7, seed=9)
+    with torch.no_grad():
+        before, after = model(ids), model(edited)
+    assert torch.equal(before[:, :9], after[:, :9])
+    assert not torch.allclose(before[:, 9:], after[:, 9:])
+
+
+def test_tied_weights_share_storage_and_logits_are_h_times_wte_transposed():
+    model = tiny_model()
+    assert model.lm_head.weight is model.token_embedding.weight
+    assert model.lm_head.weight.data_ptr() == model.token_embedding.weight.data_ptr()
+    ids = random_ids(2, 6)
+    hidden = model.decoder(model.token_embedding(ids) + model.positions(torch.arange(6)))  # (2, 6, d)
+    torch.testing.assert_close(model(ids), hidden @ model.token_embedding.weight.T)
+    model(ids).sum().backward()
+    assert model.token_embedding.weight.grad is model.lm_head.weight.grad  # one gradient, both uses
+
+
+def test_embedding_lookup_is_one_hot_times_the_table():
+    model, ids = tiny_model(), random_ids(3, 5)
+    table = model.token_embedding.weight
+    assert torch.equal(model.token_embedding(ids), lookup_as_matmul(ids, table))
+
+
+def test_parameter_count_counts_the_tied_table_once():
+    c = TinyGPTConfig(vocab_size=40, context_length=24, d_model=32, n_heads=4, n_layers=2)
+    d, f = c.d_model, 4 * c.d_model
+    per_block = (4 * d * d + 4 * d) + (d * f + f + f * d + d) + 2 * (2 * d)  # attention, MLP, 2 LayerNorms
+    expected = c.vocab_size * d + c.context_length * d + c.n_layers * per_block + 2 * d
+    model = tiny_model()
+    assert model.num_parameters() == expected
+    assert sum(p.numel() for p in model.state_dict().values()) == expected + c.vocab_size * d  # lm_head listed too
+
+
+def test_initialisation_follows_gpt2():
+    torch.manual_seed(0)
+    model = TinyGPT(TinyGPTConfig(vocab_size=2000, context_length=512, d_model=128, n_heads=4, n_layers=4))
+    assert model.token_embedding.weight.std().item() == pytest.approx(0.02, rel=0.02)
+    assert model.positions.table.weight.std().item() == pytest.approx(0.01, rel=0.02)
+    block = model.decoder.blocks[0]
+    assert block.mlp.fc_in.weight.std().item() == pytest.approx(0.02, rel=0.03)
+    assert block.self_attn.out_proj.weight.std().item() == pytest.approx(0.02 / 8**0.5, rel=0.05)
+    assert block.mlp.fc_in.bias.abs().max() == 0
+
+
+def test_cached_next_logits_feed_one_token_per_step_and_follow_reordered_beams():
+    model = tiny_model()
+    seen: list[tuple[int, int]] = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    prompt = random_ids(1, 4)[0]
+    cached = beam_search(model.as_next_logits(), prompt, beam_width=3, max_new_tokens=8)
+    assert seen == [(1, 4)] + [(3, 1)] * 7  # the prompt once, then one new token per beam per step
+    plain = beam_search(model.as_next_logits(kv_cache=False), prompt, beam_width=3, max_new_tokens=8)
+    assert [h.token_ids.tolist() for h in cached] == [h.token_ids.tolist() for h in plain]
+    assert [h.score for h in cached] == pytest.approx([h.score for h in plain], abs=1e-9)
+
+
+def test_cached_and_uncached_decoding_agree_for_greedy_and_sampling():
+    model, prompts = tiny_model(seed=2), random_ids(3, 5, seed=4)
+    cached, plain = model.as_next_logits(), model.as_next_logits(kv_cache=False)
+    assert torch.equal(greedy_decode(cached, prompts, 12), greedy_decode(plain, prompts, 12))
+    def draw(fn):
+        return sample(fn, prompts, 12, temperature=1.3, top_p=0.9, generator=torch.Generator().manual_seed(0))
+
+    assert torch.equal(draw(cached), draw(plain))
+
+
+def test_cached_next_logits_start_over_on_unrelated_ids():
+    model = tiny_model()
+    fn, ids = model.as_next_logits(), random_ids(2, 6)
+    fn(ids[:, :5])
+    other = random_ids(2, 6, seed=7)
+    torch.testing.assert_close(fn(other), model(other)[:, -1])  # not an extension: full pass
+    torch.testing.assert_close(fn(ids[:, :3]), model(ids[:, :3])[:, -1])  # shorter: full pass
+    with pytest.raises(ValueError, match="ids must be in"):
+        fn(torch.cat([ids[:, :3], torch.full((2, 1), 99)], dim=1))
+    torch.testing.assert_close(fn(ids[:, :4]), model(ids[:, :4])[:, -1])  # the failed call left no state
+
+
+def test_next_token_logits_expose_the_model_limits_to_the_decoders():
+    fn = tiny_model().as_next_logits()
+    assert isinstance(fn, NextTokenLogits) and (fn.vocab_size, fn.context_length) == (40, 24)
+    with pytest.raises(ValueError, match="prompt_ids has 25 tokens, longer than the context_length 24"):
+        greedy_decode(fn, random_ids(1, 25)[0], 1)
+    with pytest.raises(ValueError, match="prompt_ids must be token ids < vocab size 40, got max 45"):
+        greedy_decode(fn, torch.tensor([3, 45]), 1)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m(torch.zeros(1, 25, dtype=torch.long)),
+     "ids has 25 positions after 0 cached ones, more than the context_length 24"),
+    (lambda m: m(torch.tensor([[1, 40]])), r"ids must be in \[0, 40\), got values in \[1, 40\]"),
+    (lambda m: m(torch.tensor([[-1, 3]])), r"ids must be in \[0, 40\)"),
+    (lambda m: m(torch.zeros(3, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\)"),
+    (lambda m: m(torch.zeros(1, 3)), r"ids must be a LongTensor of shape \(B, T\)"),
+])
+def test_bad_model_input_raises_a_clear_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(tiny_model())
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"d_model": 30}, "d_model must be divisible by n_heads, got d_model=30, n_heads=4"),
+    ({"vocab_size": 0}, "vocab_size must be a positive int, got 0"),
+    ({"context_length": 2.5}, "context_length must be a positive int, got 2.5"),
+    ({"d_ff": -1}, "d_ff must be a positive int, got -1"),
+])
+def test_bad_config_raises_a_clear_value_error(overrides, message):
+    config = dict(vocab_size=40, context_length=24, d_model=32, n_heads=4, n_layers=2) | overrides
+    with pytest.raises(ValueError, match=message):
+        TinyGPTConfig(**config)
