@@ -1,0 +1,180 @@
+"""Measuring code on the CPU: how long it takes, how its cost grows, the largest tensor it creates.
+
+- ``cpu_seconds(fn)``: the time of one call of ``fn()``, in CPU seconds of the calling thread, with
+  PyTorch on one thread, the best of several calls within a time budget. Why CPU time on one
+  thread: on a small shared machine (two cores, other programs running) wall-clock time is erratic,
+  because every pause of our thread while another program runs is counted. ``time.thread_time``
+  counts only the time our thread actually spent computing. It sees only this thread, so PyTorch
+  must not hand work to its other threads: it runs on one thread while measured. The minimum of
+  several calls is the call least disturbed by what remains (caches and memory bandwidth shared
+  with other programs).
+- ``loglog_slope(x, y)``: the least-squares slope of ``log y`` against ``log x``. A cost that grows
+  as ``c x^p`` is a straight line of slope ``p`` on a log-log plot, so this recovers ``p`` from
+  measurements.
+- ``largest_intermediate(fn)``: the size in bytes, shape, dtype and operation of the largest tensor
+  that calling ``fn()`` creates. ``LargestTensor``, a PyTorch dispatch mode, sees the result of
+  every operation that runs while it is active and keeps the largest new one; views and in-place
+  results share memory with their inputs and are not counted.
+
+Left out: GPU timing (kernels run asynchronously: timing them needs CUDA events and
+synchronisation), wall-clock throughput with several threads, statistics beyond the minimum,
+peak memory (the process's peak RSS, the sum of the tensors alive at the same time, allocator
+caching) and memory used inside a single kernel, which no operation returns (the workspace of a
+fused kernel, such as PyTorch's own CPU attention).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch._ops import OpOverload
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from course_lib.attention import _check_positive_int
+
+
+def _check_callable(fn: Any) -> None:
+    if not callable(fn):
+        raise TypeError(f"fn must be callable with no arguments, got {type(fn).__name__}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Time
+
+
+def cpu_seconds(fn: Callable[[], object], budget: float = 0.05, min_runs: int = 3,
+                max_runs: int = 50) -> float:
+    """Fastest of several calls of ``fn()``, in CPU seconds of this thread, with torch on one thread.
+
+    One warm-up call is not timed. Then ``fn()`` is called and timed with ``time.thread_time``
+    until at least ``min_runs`` calls are done and their CPU time adds up to ``budget`` seconds or
+    more, or ``max_runs`` calls are done: the timed calls overrun the budget by at most one call
+    (or by what ``min_runs`` demands). Torch's thread count is set to 1 for the measurement and
+    restored afterwards, even if ``fn`` raises.
+    """
+    _check_callable(fn)
+    if (not isinstance(budget, (int, float)) or isinstance(budget, bool)
+            or not 0 < budget < math.inf):
+        raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
+    _check_positive_int(min_runs, "min_runs")
+    _check_positive_int(max_runs, "max_runs")
+    if max_runs < min_runs:
+        raise ValueError(f"max_runs must be at least min_runs = {min_runs}, got {max_runs}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # thread_time sees this thread only: no work may go to other threads
+    try:
+        fn()  # warm-up: first-call costs (allocations, lazy initialisation) are not the cost of fn
+        best, spent, runs = math.inf, 0.0, 0
+        while runs < min_runs or (spent < budget and runs < max_runs):
+            start = time.thread_time()
+            fn()
+            elapsed = time.thread_time() - start
+            best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
+        return best
+    finally:
+        torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------------
+# Growth
+
+
+def _positive_values(values: Sequence[float], name: str) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}") from None
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size < 2:
+        raise ValueError(f"{name} must hold at least 2 values, got {array.size}")
+    bad = array[~(np.isfinite(array) & (array > 0))]
+    if bad.size:
+        raise ValueError(f"{name} must hold positive finite numbers, got {float(bad[0])!r}")
+    return array
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of ``log y`` against ``log x``: the exponent p of a cost ``y = c x^p``.
+
+    x and y: sequences of positive finite numbers, of equal length >= 2; x must not be all equal.
+    """
+    log_x, log_y = np.log(_positive_values(x, "x")), np.log(_positive_values(y, "y"))
+    if log_x.size != log_y.size:
+        raise ValueError(f"x and y must have the same length, got {log_x.size} and {log_y.size}")
+    centred_x = log_x - log_x.mean()
+    spread = float(centred_x @ centred_x)
+    if spread == 0:
+        raise ValueError(f"x must hold at least two different values, got {x!r}")
+    return float(centred_x @ (log_y - log_y.mean())) / spread
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory
+
+
+@dataclass(frozen=True)
+class CreatedTensor:
+    """A tensor that an operation created: its size in bytes, shape, dtype and the operation."""
+
+    nbytes: int
+    shape: tuple[int, ...]
+    dtype: torch.dtype | None
+    op: str
+
+
+NOTHING_CREATED = CreatedTensor(nbytes=0, shape=(), dtype=None, op="")
+
+
+class LargestTensor(TorchDispatchMode):
+    """While active, keeps the largest tensor that any operation creates, in ``self.largest``.
+
+    Every PyTorch operation passes through the dispatcher, which hands it to this mode: it runs the
+    operation and looks at the tensors it returns. A returned tensor that shares memory with an
+    input (a view such as a transpose, an in-place result) is not new and is skipped.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = NOTHING_CREATED
+
+    def __torch_dispatch__(self, func: OpOverload, types: Sequence[type], args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)  # run the operation itself
+        inputs = _tensors((args, kwargs))
+        if func is torch.ops.aten.lift_fresh.default:  # torch.tensor(data): its input is new as well
+            inputs = []
+        existing = {_memory(t) for t in inputs}
+        for t in _tensors(out):  # one tensor, or several (values and indices, ...)
+            if _memory(t) not in existing and t.nbytes > self.largest.nbytes:
+                self.largest = CreatedTensor(t.nbytes, tuple(t.shape), t.dtype, str(func))
+        return out
+
+
+def _tensors(tree: Any) -> list[torch.Tensor]:
+    """The tensors in a nested structure of tuples, lists and dicts."""
+    return [leaf for leaf in tree_flatten(tree)[0] if isinstance(leaf, torch.Tensor)]
+
+
+def _memory(t: torch.Tensor) -> int:
+    """Address of the memory block that holds t's values (shared by all views of it)."""
+    return t.untyped_storage().data_ptr()
+
+
+def largest_intermediate(fn: Callable[[], object]) -> CreatedTensor:
+    """The largest tensor created while calling ``fn()``: its bytes, shape, dtype and operation.
+
+    Counts every tensor that an operation returns, including fn's own result, and only new memory
+    (not views of existing tensors). Returns ``NOTHING_CREATED`` (0 bytes) if fn creates no tensor.
+    """
+    _check_callable(fn)
+    with LargestTensor() as spy:
+        fn()
+    return spy.largest

@@ -1,0 +1,233 @@
+"""Tests for course_lib.measure: log-log slopes of exact power laws and against numpy's polyfit,
+the largest created tensor against known shapes, and cpu_seconds against a scripted clock."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib import measure
+from course_lib.attention import scaled_dot_product_attention, tiled_attention
+from course_lib.costs import attention_scores_bytes
+from course_lib.measure import NOTHING_CREATED, cpu_seconds, largest_intermediate, loglog_slope
+
+# --------------------------------------------------------------------------------------------------
+# loglog_slope
+
+
+@pytest.mark.parametrize("c", [1e-6, 0.5, 3.0, 7e4])
+@pytest.mark.parametrize("x", [[1, 2], [16, 32, 64, 128], [0.1, 0.7, 3.0, 250.0, 1e4]])
+def test_slope_of_a_square_law_is_two(c: float, x: list[float]) -> None:
+    assert loglog_slope(x, [c * v**2 for v in x]) == pytest.approx(2.0, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=st.floats(-3, 3), log_c=st.floats(-5, 5),
+       x=st.lists(st.floats(0.01, 1e4), min_size=2, max_size=8, unique=True))
+def test_slope_recovers_the_exponent_of_any_power_law(p: float, log_c: float, x: list[float]) -> None:
+    if max(x) / min(x) < 1.01:  # nearly equal x: the slope is ill-conditioned
+        return
+    y = [math.exp(log_c) * v**p for v in x]
+    assert loglog_slope(x, y) == pytest.approx(p, abs=1e-8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.lists(st.tuples(st.floats(0.01, 1e4), st.floats(1e-6, 1e6)), min_size=2, max_size=8,
+                     unique_by=lambda pair: pair[0]))
+def test_slope_matches_numpy_polyfit_on_noisy_data(data: list[tuple[float, float]]) -> None:
+    x, y = zip(*data)
+    if max(x) / min(x) < 1.01:
+        return
+    reference = np.polyfit(np.log(x), np.log(y), 1)[0]
+    assert loglog_slope(x, y) == pytest.approx(reference, rel=1e-7, abs=1e-7)
+
+
+def test_slope_accepts_arrays_and_tensors() -> None:
+    x = np.array([1.0, 2.0, 4.0])
+    assert loglog_slope(x, torch.tensor([5.0, 40.0, 320.0])) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("x, y, message", [
+    ([1, -2, 3], [1, 2, 3], "x must hold positive finite numbers, got -2.0"),
+    ([1, 2, 3], [1, 0, 3], "y must hold positive finite numbers, got 0.0"),
+    ([1, 2, math.inf], [1, 2, 3], "x must hold positive finite numbers, got inf"),
+    ([1, 2, 3], [1, math.nan, 3], "y must hold positive finite numbers, got nan"),
+    ([1, 2, 3], [1, 2], "x and y must have the same length, got 3 and 2"),
+    ([1], [1], "x must hold at least 2 values, got 1"),
+    ([1, 2], [], "y must hold at least 2 values, got 0"),
+    ([3, 3, 3], [1, 2, 3], "x must hold at least two different values"),
+    ([[1, 2], [3, 4]], [1, 2], "x must be one-dimensional, got shape (2, 2)"),
+    ([1, 2], ["a", "b"], "y must be a sequence of numbers"),
+])
+def test_slope_bad_inputs(x, y, message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        loglog_slope(x, y)
+
+
+# --------------------------------------------------------------------------------------------------
+# largest_intermediate
+
+
+@pytest.mark.parametrize("dtype, size", [(torch.float32, 4), (torch.float64, 8), (torch.bfloat16, 2)])
+@pytest.mark.parametrize("n", [3, 50, 200])
+def test_an_n_by_n_matrix_is_the_largest_tensor(n: int, dtype: torch.dtype, size: int) -> None:
+    column = torch.randn(n, 1, dtype=dtype, generator=torch.Generator().manual_seed(n))
+    largest = largest_intermediate(lambda: column @ column.T)  # (n, n)
+    assert (largest.nbytes, largest.shape, largest.dtype) == (n * n * size, (n, n), dtype)
+    assert largest.op == "aten.mm.default"
+
+
+def test_float32_n_by_n_matrix_is_n_squared_times_4_bytes() -> None:
+    n = 128
+    assert largest_intermediate(lambda: torch.ones(n, n)).nbytes == n * n * 4
+
+
+def test_views_and_in_place_results_are_not_new_tensors() -> None:
+    x = torch.zeros(64, 64)
+    assert largest_intermediate(lambda: x.add_(1).view(-1).expand(3, -1)[:, :10].T) == NOTHING_CREATED
+    assert largest_intermediate(lambda: x.T.contiguous()).nbytes == x.nbytes  # a copy is new
+
+
+def test_only_tensors_created_inside_fn_count() -> None:
+    big, small = torch.randn(100, 100), torch.randn(10)
+    largest = largest_intermediate(lambda: small * 2 + big[0, :10])
+    assert (largest.nbytes, largest.shape) == (40, (10,))
+
+
+def test_every_tensor_of_a_multiple_result_counts() -> None:
+    values = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    largest = largest_intermediate(lambda: torch.sort(values))  # float32 values, int64 indices
+    assert (largest.nbytes, largest.dtype) == (8000, torch.int64)
+
+
+def test_tensors_built_from_python_data_count() -> None:
+    largest = largest_intermediate(lambda: torch.tensor([[1.0, 2.0, 3.0]] * 5, dtype=torch.float64))
+    assert (largest.nbytes, largest.shape) == (120, (5, 3))
+
+
+def test_nothing_created() -> None:
+    assert largest_intermediate(lambda: None) == NOTHING_CREATED
+    assert NOTHING_CREATED.nbytes == 0
+
+
+def test_naive_attention_builds_the_score_matrix_and_tiled_attention_does_not() -> None:
+    n, d, block = 128, 16, 32
+    q, k, v = torch.randn(3, n, d, generator=torch.Generator().manual_seed(1)).unbind(0)
+    naive = largest_intermediate(lambda: scaled_dot_product_attention(q, k, v))
+    tiled = largest_intermediate(lambda: tiled_attention(q, k, v, block_size=block))
+    assert (naive.nbytes, naive.shape) == (attention_scores_bytes(n), (n, n))
+    assert (tiled.nbytes, tiled.shape) == (n * d * 4, (n, d))  # the output: larger than a 32 x 32 tile
+
+
+def test_largest_intermediate_sees_the_backward_pass() -> None:
+    table = torch.randn(1000, 8, requires_grad=True)
+    rows = torch.tensor([1, 5, 7])
+    assert largest_intermediate(lambda: table[rows].sum()).shape == (3, 8)  # forward: 3 rows
+    largest = largest_intermediate(lambda: table[rows].sum().backward())  # a dense gradient
+    assert (largest.nbytes, largest.shape) == (1000 * 8 * 4, (1000, 8))
+
+
+def test_largest_intermediate_rejects_non_callables() -> None:
+    with pytest.raises(TypeError, match="fn must be callable with no arguments, got Tensor"):
+        largest_intermediate(torch.ones(2))
+
+
+# --------------------------------------------------------------------------------------------------
+# cpu_seconds
+
+
+class ScriptedClock:
+    """A fake thread clock: each call of ``work`` advances it by the next scripted duration."""
+
+    def __init__(self, durations: list[float]) -> None:
+        self.now, self.durations, self.calls = 0.0, list(durations), 0
+
+    def read(self) -> float:
+        return self.now
+
+    def work(self) -> None:
+        self.now += self.durations[min(self.calls, len(self.durations) - 1)]
+        self.calls += 1
+
+
+UNIT = 2.0**-7  # a binary fraction: sums of it are exact, so the budget is hit exactly
+
+
+@pytest.mark.parametrize("budget_units, min_runs, max_runs, timed_runs", [
+    (5, 1, 50, 5),  # stops as soon as the budget is spent
+    (5, 8, 50, 8),  # min_runs wins over the budget
+    (1000, 1, 7, 7),  # max_runs wins over the budget
+    (0.5, 1, 50, 1),  # one call already exceeds the budget
+])
+def test_cpu_seconds_spends_its_budget(monkeypatch, budget_units: float, min_runs: int, max_runs: int,
+                                       timed_runs: int) -> None:
+    clock = ScriptedClock([UNIT])
+    monkeypatch.setattr(measure.time, "thread_time", clock.read)
+    cpu_seconds(clock.work, budget=budget_units * UNIT, min_runs=min_runs, max_runs=max_runs)
+    assert clock.calls == 1 + timed_runs  # one warm-up call
+
+
+def test_cpu_seconds_returns_the_fastest_timed_call(monkeypatch) -> None:
+    clock = ScriptedClock([UNIT / 8, 3 * UNIT, UNIT, 2 * UNIT])  # the warm-up is the fastest: ignored
+    monkeypatch.setattr(measure.time, "thread_time", clock.read)
+    assert cpu_seconds(clock.work, budget=6 * UNIT) == UNIT
+    assert clock.calls == 4
+
+
+def test_cpu_seconds_of_real_work_is_a_positive_float() -> None:
+    a = torch.randn(96, 96, generator=torch.Generator().manual_seed(0))
+    seconds = cpu_seconds(lambda: a @ a, budget=0.005)
+    assert isinstance(seconds, float) and 0 < seconds < math.inf
+
+
+def test_cpu_seconds_does_not_count_waiting() -> None:
+    seconds = cpu_seconds(lambda: time.sleep(0.01), min_runs=1, max_runs=2)
+    assert seconds < 0.005  # a sleeping thread uses (almost) no CPU time
+
+
+def test_cpu_seconds_runs_torch_on_one_thread_and_restores_it() -> None:
+    before, seen = torch.get_num_threads(), []
+    torch.set_num_threads(2)
+    try:
+        cpu_seconds(lambda: seen.append(torch.get_num_threads()), budget=1e-9, min_runs=1)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+
+        def fail() -> None:
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            cpu_seconds(fail)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"budget": 0}, "budget must be a positive number of seconds, got 0"),
+    ({"budget": -0.1}, "budget must be a positive number of seconds, got -0.1"),
+    ({"budget": math.inf}, "budget must be a positive number of seconds, got inf"),
+    ({"budget": math.nan}, "budget must be a positive number of seconds, got nan"),
+    ({"budget": True}, "budget must be a positive number of seconds, got True"),
+    ({"budget": "0.1"}, "budget must be a positive number of seconds, got '0.1'"),
+    ({"min_runs": 0}, "min_runs must be a positive int, got 0"),
+    ({"min_runs": 2.0}, "min_runs must be a positive int, got 2.0"),
+    ({"max_runs": False}, "max_runs must be a positive int, got False"),
+    ({"min_runs": 5, "max_runs": 4}, "max_runs must be at least min_runs = 5, got 4"),
+])
+def test_cpu_seconds_bad_inputs(kwargs: dict, message: str) -> None:
+    calls = []
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        cpu_seconds(lambda: calls.append(1), **kwargs)
+    assert calls == []  # rejected before fn runs
+
+
+def test_cpu_seconds_rejects_non_callables() -> None:
+    with pytest.raises(TypeError, match="fn must be callable with no arguments, got float"):
+        cpu_seconds(0.5)
