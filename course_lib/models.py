@@ -1,6 +1,10 @@
-"""TinyGPT: a decoder-only Transformer language model, small enough to train on a laptop CPU.
+"""The course's two tiny Transformers, small enough to train on a laptop CPU: TinyGPT (decoder-only,
+causal language modelling) and TinyEncoder (encoder-only, BERT's masked LM and sentence-pair heads).
 
-The model is GPT-2's recipe at toy scale, assembled from `course_lib.transformer`'s blocks:
+Both are assembled from `course_lib.transformer`'s pre-LN blocks and `course_lib.positional`'s
+learned position table; neither has a Transformer of its own.
+
+TinyGPT is GPT-2's recipe at toy scale:
 
     ids (B, T) -> token embedding + learned position embedding -> n_layers pre-LN decoder blocks
     (causal self-attention, GELU MLP) -> final LayerNorm -> logits = h @ wte^T  (B, T, V)
@@ -16,26 +20,71 @@ the model to `course_lib.decoding` as a ``next_logits(ids)`` function that keeps
 `course_lib.attention.KVCache` per layer) and feeds only the newest token when a call extends the
 sequences of the previous call, even when beam search has reordered or duplicated them.
 
-Left out: dropout schedules, weight decay groups, mixed precision, flash attention, sliding windows
-and generation past the context length (a learned position table has no row for it).
+TinyEncoder is BERT's recipe (Devlin et al. 2019, section 3 and its released code) at toy scale:
+
+    ids (B, T), segment ids (B, T) -> token + position (+ segment) embeddings -> n_layers pre-LN
+    encoder blocks (bidirectional self-attention, GELU MLP; [PAD] keys masked) -> final LayerNorm
+    -> h (B, T, d)
+    MLM head:  Linear -> GELU -> LayerNorm -> @ wte^T + bias   (B, T, V), tied to the token table
+    pair head: h[:, 0] ([CLS]) -> Linear -> tanh ("pooler") -> Linear  (B, 2), for NSP or SOP
+
+Every position sees every other one, so the MLM logits at position i depend on the tokens after i
+as much as on those before. Weights start as in BERT, N(0, sigma) for every weight matrix and
+embedding table and zero biases, with BERT-base's sigma = 0.02 at width 768 kept in proportion to
+1/sqrt(d_model): sigma = 0.02 sqrt(768 / d_model), 0.069 at width 64. (A plain 0.02 at width 64
+leaves the attention scores so small that learning NSP stalls; `course_lib.zoo` measures it.)
+BERT places the LayerNorm after each residual sum (post-LN) and normalises the summed embeddings;
+here, as in TinyGPT, each sublayer normalises its input (pre-LN) and the stack ends with one
+LayerNorm. `EncoderTokenizer` adds BERT's four special tokens after a byte-level BPE's ids and
+packs segment pairs as ``[CLS] A [SEP] B [SEP]`` with segment ids 0 and 1.
+
+Left out: dropout schedules, weight decay groups, mixed precision, flash attention, sliding windows,
+generation past the context length (a learned position table has no row for it), and, for the
+encoder, BERT's WordPiece vocabulary, whole-word masking and the fine-tuning heads.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Iterable, NamedTuple, Sequence
 
 import torch
 from torch import nn
 
 from course_lib.attention import KVCache
 from course_lib.positional import LearnedPositions
-from course_lib.transformer import Decoder
+from course_lib.tokenization import BPETokenizer
+from course_lib.transformer import Decoder, Encoder
 
 
 def _positive_int(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_shape(config: TinyGPTConfig | TinyEncoderConfig) -> None:
+    """The checks both configs share: positive sizes, heads dividing the width."""
+    for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers"):
+        _positive_int(getattr(config, name), name)
+    if config.d_ff is not None:
+        _positive_int(config.d_ff, "d_ff")
+    if config.d_model % config.n_heads:
+        raise ValueError(f"d_model must be divisible by n_heads, got d_model={config.d_model}, "
+                         f"n_heads={config.n_heads}")
+
+
+def _check_token_ids(ids: object, vocab_size: int, context_length: int, past: int | None = None) -> None:
+    """ids must be a LongTensor (B, T), 1 <= (past or 0) + T <= context_length, values in [0, vocab_size)."""
+    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.dim() != 2 or ids.shape[1] == 0:
+        shown = f"shape {tuple(ids.shape)}, dtype {ids.dtype}" if isinstance(ids, torch.Tensor) else repr(ids)
+        raise ValueError(f"ids must be a LongTensor of shape (B, T) with T >= 1, got {shown}")
+    if (past or 0) + ids.shape[1] > context_length:
+        after = "" if past is None else f" after {past} cached ones"
+        raise ValueError(f"ids has {ids.shape[1]} positions{after}, more than the context_length {context_length}")
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab_size:
+        raise ValueError(f"ids must be in [0, {vocab_size}), got values in [{low}, {high}]")
 
 
 @dataclass(frozen=True)
@@ -51,13 +100,7 @@ class TinyGPTConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers"):
-            _positive_int(getattr(self, name), name)
-        if self.d_ff is not None:
-            _positive_int(self.d_ff, "d_ff")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model must be divisible by n_heads, got d_model={self.d_model}, "
-                             f"n_heads={self.n_heads}")
+        _check_shape(self)
 
     def to_dict(self) -> dict[str, object]:
         """The config as plain JSON-able values."""
@@ -115,23 +158,27 @@ class TinyGPT(nn.Module):
         teacher-forced pass over the whole sequence.
         """
         past = 0 if caches is None else len(caches[0])
-        self._check_ids(ids, past)
+        _check_token_ids(ids, self.vocab_size, self.context_length, past)
         B, T = ids.shape
         positions = torch.arange(past, past + T, device=ids.device)  # (T,)
         x = self.token_embedding(ids) + self.positions(positions)  # (B, T, d)
         h = self.decoder(x, caches=caches)  # (B, T, d), final LayerNorm included
         return self.lm_head(h)  # (B, T, V) = h @ wte^T
 
-    def _check_ids(self, ids: object, past: int) -> None:
-        if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.dim() != 2 or ids.shape[1] == 0:
-            shown = f"shape {tuple(ids.shape)}, dtype {ids.dtype}" if isinstance(ids, torch.Tensor) else repr(ids)
-            raise ValueError(f"ids must be a LongTensor of shape (B, T) with T >= 1, got {shown}")
-        if past + ids.shape[1] > self.context_length:
-            raise ValueError(f"ids has {ids.shape[1]} positions after {past} cached ones, more than the "
-                             f"context_length {self.context_length}")
-        low, high = int(ids.min()), int(ids.max())
-        if low < 0 or high >= self.vocab_size:
-            raise ValueError(f"ids must be in [0, {self.vocab_size}), got values in [{low}, {high}]")
+    def attention_maps(self, ids: torch.Tensor) -> torch.Tensor:
+        """Causal self-attention weights of every layer and head: ids (B, T) -> (B, L, H, T, T).
+
+        Each block's weights are computed from that block's own input, as in `forward`; no
+        gradients are kept.
+        """
+        _check_token_ids(ids, self.vocab_size, self.context_length, 0)
+        with torch.no_grad():
+            h = self.token_embedding(ids) + self.positions(torch.arange(ids.shape[1], device=ids.device))  # (B, T, d)
+            maps = []
+            for block in self.decoder.blocks:
+                maps.append(block.attention_weights(h))  # (B, H, T, T)
+                h = block(h)  # (B, T, d)
+        return torch.stack(maps, dim=1)  # (B, L, H, T, T)
 
     def as_next_logits(self, kv_cache: bool = True) -> NextTokenLogits:
         """This model as a ``next_logits(ids (B, T)) -> (B, V)`` function for `course_lib.decoding`."""
@@ -184,3 +231,215 @@ class NextTokenLogits:
             logits = self.model(ids[:, -1:], self._caches)  # (B, 1, V)
         self._ids = ids
         return logits[:, -1]  # (B, V)
+
+
+# --- TinyEncoder: BERT at toy scale ----------------------------------------------------------------
+
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[PAD]")
+BERT_INIT_STD, BERT_BASE_WIDTH = 0.02, 768  # BERT-base: weights N(0, 0.02) at d_model = 768
+
+
+@dataclass(frozen=True)
+class TinyEncoderConfig:
+    """The shape of a TinyEncoder; ``d_ff=None`` means 4 * d_model.
+
+    ``n_segments`` rows of segment embeddings (BERT: 2, for A and B; 0: none). Keys whose id is
+    ``pad_id`` are masked out of attention (None: no padding).
+    """
+
+    vocab_size: int
+    context_length: int
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int | None = None
+    dropout: float = 0.0
+    n_segments: int = 2
+    pad_id: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_shape(self)
+        if isinstance(self.n_segments, bool) or not isinstance(self.n_segments, int) or self.n_segments < 0:
+            raise ValueError(f"n_segments must be an int >= 0, got {self.n_segments!r}")
+        if self.pad_id is not None and (isinstance(self.pad_id, bool) or not isinstance(self.pad_id, int)
+                                        or not 0 <= self.pad_id < self.vocab_size):
+            raise ValueError(f"pad_id must be None or an int in [0, {self.vocab_size}), got {self.pad_id!r}")
+
+    def to_dict(self) -> dict[str, object]:
+        """The config as plain JSON-able values."""
+        return asdict(self)
+
+
+class EncoderOutput(NamedTuple):
+    """What a TinyEncoder returns: MLM logits for every position and the pair logits from [CLS]."""
+
+    mlm_logits: torch.Tensor  # (B, T, V)
+    pair_logits: torch.Tensor  # (B, 2)
+
+
+class TinyEncoder(nn.Module):
+    """Encoder-only Transformer with BERT's two heads: forward(ids (B, T), segment_ids=None) -> EncoderOutput.
+
+    ``mlm_logits`` (B, T, V) score the original token at every position (training reads them only
+    where `course_lib.objectives.mlm_mask` selected a position); ``pair_logits`` (B, 2) classify the
+    pair from the first position ([CLS]): for NSP, class 0 = "B follows A", 1 = "B is random"; for
+    SOP, 0 = "in order", 1 = "swapped" (`course_lib.objectives`' labels).
+    """
+
+    def __init__(self, config: TinyEncoderConfig) -> None:
+        super().__init__()
+        if not isinstance(config, TinyEncoderConfig):
+            raise ValueError(f"config must be a TinyEncoderConfig, got {config!r}")
+        self.config = config
+        d = config.d_model
+        self.token_embedding = nn.Embedding(config.vocab_size, d)
+        self.positions = LearnedPositions(config.context_length, d)
+        self.segment_embedding = nn.Embedding(config.n_segments, d) if config.n_segments else None
+        self.encoder = Encoder(config.n_layers, d, config.n_heads, config.d_ff, config.dropout, norm_position="pre")
+        self.mlm_transform = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d))
+        self.mlm_head = nn.Linear(d, config.vocab_size)  # weight tied below, bias of its own
+        self.mlm_head.weight = self.token_embedding.weight  # one (V, d) table reads and scores tokens
+        self.pooler = nn.Sequential(nn.Linear(d, d), nn.Tanh())
+        self.pair_head = nn.Linear(d, 2)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        std = BERT_INIT_STD * math.sqrt(BERT_BASE_WIDTH / self.config.d_model)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+            if isinstance(module, nn.Linear):
+                nn.init.zeros_(module.bias)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids the model reads and scores (special tokens included)."""
+        return self.config.vocab_size
+
+    @property
+    def context_length(self) -> int:
+        """The most positions one sequence may have."""
+        return self.config.context_length
+
+    def num_parameters(self) -> int:
+        """Number of distinct trainable values (the tied table counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def encode(self, ids: torch.Tensor, segment_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Contextual vectors of every position: ids (B, T) -> h (B, T, d), final LayerNorm included.
+
+        segment_ids (B, T) in [0, n_segments); None means all 0. Padding keys (``pad_id``) are masked.
+        """
+        self._check_inputs(ids, segment_ids)
+        T = ids.shape[1]
+        x = self.token_embedding(ids) + self.positions(torch.arange(T, device=ids.device))  # (B, T, d)
+        if self.segment_embedding is not None:
+            segments = torch.zeros_like(ids) if segment_ids is None else segment_ids  # (B, T)
+            x = x + self.segment_embedding(segments)  # (B, T, d)
+        mask = None if self.config.pad_id is None else (ids != self.config.pad_id)[:, None, None, :]  # (B, 1, 1, T)
+        return self.encoder(x, mask=mask)  # (B, T, d)
+
+    def mlm_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Masked-LM logits from contextual vectors: h (..., d) -> (..., V) = transform(h) @ wte^T + b."""
+        return self.mlm_head(self.mlm_transform(h))  # (..., V)
+
+    def pair_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Sentence-pair logits from the first ([CLS]) position: h (B, T, d) -> (B, 2)."""
+        return self.pair_head(self.pooler(h[:, 0]))  # (B, 2)
+
+    def forward(self, ids: torch.Tensor, segment_ids: torch.Tensor | None = None) -> EncoderOutput:
+        """Both heads at once: ids (B, T) -> EncoderOutput(mlm_logits (B, T, V), pair_logits (B, 2))."""
+        h = self.encode(ids, segment_ids)  # (B, T, d)
+        return EncoderOutput(self.mlm_logits(h), self.pair_logits(h))
+
+    def _check_inputs(self, ids: object, segment_ids: object) -> None:
+        _check_token_ids(ids, self.vocab_size, self.context_length)
+        if segment_ids is None:
+            return
+        if self.segment_embedding is None:
+            raise ValueError("segment_ids were given, but this TinyEncoder has n_segments=0")
+        if not isinstance(segment_ids, torch.Tensor) or segment_ids.shape != ids.shape or segment_ids.dtype != torch.long:
+            shown = (f"shape {tuple(segment_ids.shape)}, dtype {segment_ids.dtype}"
+                     if isinstance(segment_ids, torch.Tensor) else repr(segment_ids))
+            raise ValueError(f"segment_ids must be a LongTensor of the shape of ids {tuple(ids.shape)}, got {shown}")
+        low, high = int(segment_ids.min()), int(segment_ids.max())
+        if low < 0 or high >= self.config.n_segments:
+            raise ValueError(f"segment_ids must be in [0, {self.config.n_segments}), got values in [{low}, {high}]")
+
+
+class EncoderTokenizer:
+    """A byte-level BPE with BERT's special tokens appended after its ids.
+
+    With a BPE of n ids, ``[CLS] = n``, ``[SEP] = n + 1``, ``[MASK] = n + 2``, ``[PAD] = n + 3``
+    (`SPECIAL_TOKENS` order) and ``vocab_size = n + 4``. No text encodes to a special id: they enter
+    only through `pack`, `course_lib.objectives.mlm_mask` and padding. ``encode`` prefixes the text
+    with a space, so that a word is the same token wherever it stands (a GPT-2-style BPE folds the
+    space before a word into its token: "Rozi" at the start of a line and " Rozi" inside it would
+    otherwise be different ids); ``decode`` drops that space again.
+    """
+
+    def __init__(self, bpe: BPETokenizer) -> None:
+        if not isinstance(bpe, BPETokenizer):
+            raise ValueError(f"bpe must be a BPETokenizer, got {type(bpe).__name__}")
+        self.bpe = bpe
+        n = bpe.vocab_size
+        self.cls_id, self.sep_id, self.mask_id, self.pad_id = n, n + 1, n + 2, n + 3
+
+    @property
+    def vocab_size(self) -> int:
+        """The BPE's ids plus the four special ones."""
+        return self.bpe.vocab_size + len(SPECIAL_TOKENS)
+
+    @property
+    def special_ids(self) -> tuple[int, int, int, int]:
+        """The ids of [CLS], [SEP], [MASK], [PAD]."""
+        return self.cls_id, self.sep_id, self.mask_id, self.pad_id
+
+    def encode(self, text: str) -> list[int]:
+        """BPE ids of ``" " + text``: every word with its leading space, as inside a document."""
+        return self.bpe.encode(" " + text)
+
+    def token_strings(self, ids: Iterable[int]) -> list[str]:
+        """One string per id: a special token's name, or the BPE token's text."""
+        return [self._special_name(i) or self.bpe.decode([i]) for i in self._checked(ids)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ids, special tokens written by name (" [MASK]"), without the leading space."""
+        ids, pieces, run = self._checked(ids), [], []
+        for i in ids + [None]:
+            name = None if i is None else self._special_name(i)
+            if i is not None and name is None:
+                run.append(i)
+                continue
+            pieces.append(self.bpe.decode(run))
+            run = []
+            if name is not None:
+                pieces.append(" " + name)
+        return "".join(pieces).removeprefix(" ")
+
+    def pack(self, first: Sequence[int], second: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+        """BERT's input for one or two segments of ids: ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``.
+
+        Returns (ids, segment_ids): segment 0 for [CLS], A and its [SEP]; segment 1 for B and the last
+        [SEP]. A segment holds BPE ids and [MASK]s only.
+        """
+        first = self._checked(first, segment=True, name="first")
+        ids, segments = [self.cls_id, *first, self.sep_id], [0] * (len(first) + 2)
+        if second is not None:
+            second = self._checked(second, segment=True, name="second")
+            ids += [*second, self.sep_id]
+            segments += [1] * (len(second) + 1)
+        return ids, segments
+
+    def _special_name(self, i: int) -> str | None:
+        offset = i - self.bpe.vocab_size
+        return SPECIAL_TOKENS[offset] if offset >= 0 else None
+
+    def _checked(self, ids: Iterable[int], segment: bool = False, name: str = "ids") -> list[int]:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.vocab_size:
+                raise ValueError(f"{name} must hold ids in [0, {self.vocab_size}), got {i!r}")
+            if segment and i in (self.cls_id, self.sep_id, self.pad_id):
+                raise ValueError(f"{name} must hold BPE ids and [MASK] only, got {self._special_name(i)} ({i})")
+        return ids

@@ -1,4 +1,5 @@
-"""Tests for course_lib.models.TinyGPT: parallel pass == KV-cached decoding, causality, tying, init."""
+"""Tests for course_lib.models: TinyGPT (parallel pass == KV-cached decoding, causality, tying, init) and
+TinyEncoder with its tokenizer (heads, tying, bidirectionality, padding, segments, special tokens)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import torch
 
 from course_lib.decoding import beam_search, greedy_decode, sample
 from course_lib.embeddings import lookup_as_matmul
-from course_lib.models import NextTokenLogits, TinyGPT, TinyGPTConfig
+from course_lib.models import (SPECIAL_TOKENS, EncoderOutput, EncoderTokenizer, NextTokenLogits, TinyEncoder,
+                               TinyEncoderConfig, TinyGPT, TinyGPTConfig)
+from course_lib.tokenization import BPETokenizer
 
 
 def tiny_model(seed: int = 0, **overrides) -> TinyGPT:
@@ -148,3 +151,169 @@ def test_bad_config_raises_a_clear_value_error(overrides, message):
     config = dict(vocab_size=40, context_length=24, d_model=32, n_heads=4, n_layers=2) | overrides
     with pytest.raises(ValueError, match=message):
         TinyGPTConfig(**config)
+
+
+# --- TinyEncoder and its tokenizer -----------------------------------------------------------------
+
+PAD = 39
+
+
+def tiny_encoder(seed: int = 0, **overrides) -> TinyEncoder:
+    config = dict(vocab_size=40, context_length=24, d_model=32, n_heads=4, n_layers=2, pad_id=PAD) | overrides
+    torch.manual_seed(seed)
+    return TinyEncoder(TinyEncoderConfig(**config)).double().eval()
+
+
+def encoder_ids(batch: int, length: int, seed: int = 1) -> torch.Tensor:
+    return random_ids(batch, length, vocab=PAD, seed=seed)  # no [PAD] among them
+
+
+def test_encoder_returns_mlm_logits_per_position_and_pair_logits_per_sequence():
+    model, ids = tiny_encoder(), encoder_ids(3, 11)
+    segments = (torch.arange(11) >= 6).long().expand(3, 11)
+    out = model(ids, segments)
+    assert isinstance(out, EncoderOutput)
+    assert out.mlm_logits.shape == (3, 11, 40) and out.pair_logits.shape == (3, 2)
+    h = model.encode(ids, segments)  # (3, 11, d)
+    torch.testing.assert_close(out.mlm_logits, model.mlm_logits(h))
+    torch.testing.assert_close(out.pair_logits, model.pair_logits(h))
+
+
+def test_encoder_mlm_head_is_tied_to_the_token_embedding():
+    model, ids = tiny_encoder(), encoder_ids(2, 7)
+    assert model.mlm_head.weight is model.token_embedding.weight
+    h = model.encode(ids)
+    expected = model.mlm_transform(h) @ model.token_embedding.weight.T + model.mlm_head.bias  # (2, 7, V)
+    torch.testing.assert_close(model(ids).mlm_logits, expected)
+    model(ids).mlm_logits.sum().backward()
+    assert model.token_embedding.weight.grad is model.mlm_head.weight.grad
+
+
+def test_encoder_is_bidirectional_every_position_depends_on_later_tokens():
+    model, ids = tiny_encoder(), encoder_ids(2, 16)
+    edited = ids.clone()
+    edited[:, -1] = (ids[:, -1] + 1) % PAD  # change only the last token
+    with torch.no_grad():
+        before, after = model(ids).mlm_logits, model(edited).mlm_logits
+    changed = (before - after).abs().amax(dim=-1)  # (2, 16)
+    assert bool((changed > 1e-9).all())  # position 0 too: unlike TinyGPT, no causal mask
+
+
+def test_pair_logits_read_the_first_position_only():
+    model, ids = tiny_encoder(), encoder_ids(2, 9)
+    h = model.encode(ids)
+    h_other = h.clone()
+    h_other[:, 1:] = torch.randn_like(h[:, 1:])
+    torch.testing.assert_close(model.pair_logits(h_other), model.pair_logits(h))
+
+
+def test_padding_does_not_change_the_outputs_of_real_tokens():
+    model, ids = tiny_encoder(), encoder_ids(1, 8)
+    padded = torch.cat([ids, torch.full((1, 5), PAD)], dim=1)  # (1, 13)
+    with torch.no_grad():
+        plain, with_padding = model(ids), model(padded)
+    torch.testing.assert_close(with_padding.mlm_logits[:, :8], plain.mlm_logits)
+    torch.testing.assert_close(with_padding.pair_logits, plain.pair_logits)
+
+
+def test_segment_ids_matter_default_to_zero_and_can_be_switched_off():
+    model, ids = tiny_encoder(), encoder_ids(1, 8)
+    zeros, ones = torch.zeros_like(ids), torch.ones_like(ids)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).pair_logits, model(ids, zeros).pair_logits)
+        assert not torch.allclose(model(ids, zeros).pair_logits, model(ids, ones).pair_logits)
+    no_segments = tiny_encoder(n_segments=0)
+    assert no_segments.segment_embedding is None
+    with pytest.raises(ValueError, match="segment_ids were given, but this TinyEncoder has n_segments=0"):
+        no_segments(ids, zeros)
+
+
+def test_encoder_initialisation_is_bert_scaled_to_the_width_and_tied_table_counted_once():
+    torch.manual_seed(0)
+    model = TinyEncoder(TinyEncoderConfig(vocab_size=2000, context_length=512, d_model=192, n_heads=4))
+    std = 0.02 * (768 / 192) ** 0.5
+    assert model.token_embedding.weight.std().item() == pytest.approx(std, rel=0.02)
+    assert model.positions.table.weight.std().item() == pytest.approx(std, rel=0.02)
+    assert model.encoder.blocks[0].mlp.fc_in.weight.std().item() == pytest.approx(std, rel=0.03)
+    assert model.pair_head.bias.abs().max() == 0 and model.mlm_head.bias.abs().max() == 0
+    listed = sum(p.numel() for p in model.state_dict().values())
+    assert model.num_parameters() == listed - 2000 * 192  # the tied (V, d) table appears twice in the state dict
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m(torch.zeros(1, 25, dtype=torch.long)), "ids has 25 positions, more than the context_length 24"),
+    (lambda m: m(torch.tensor([[1, 40]])), r"ids must be in \[0, 40\), got values in \[1, 40\]"),
+    (lambda m: m(torch.zeros(3, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\)"),
+    (lambda m: m(torch.zeros(1, 0, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\) with T >= 1"),
+    (lambda m: m(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long)),
+     r"segment_ids must be a LongTensor of the shape of ids \(1, 3\)"),
+    (lambda m: m(torch.zeros(1, 3, dtype=torch.long), torch.full((1, 3), 2)), r"segment_ids must be in \[0, 2\)"),
+])
+def test_bad_encoder_input_raises_a_clear_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(tiny_encoder())
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"pad_id": 40}, r"pad_id must be None or an int in \[0, 40\), got 40"),
+    ({"n_segments": -1}, "n_segments must be an int >= 0, got -1"),
+    ({"d_model": 30}, "d_model must be divisible by n_heads"),
+])
+def test_bad_encoder_config_raises_a_clear_value_error(overrides, message):
+    config = dict(vocab_size=40, context_length=24, d_model=32, n_heads=4) | overrides
+    with pytest.raises(ValueError, match=message):
+        TinyEncoderConfig(**config)
+
+
+@pytest.fixture(scope="module")
+def encoder_tokenizer() -> EncoderTokenizer:
+    bpe = BPETokenizer()
+    bpe.train("Rozi lives in Pominport. She has a pet cat. Rozi likes the colour red.\n" * 3, 280)
+    return EncoderTokenizer(bpe)
+
+
+def test_special_tokens_follow_the_bpe_ids(encoder_tokenizer):
+    t, n = encoder_tokenizer, encoder_tokenizer.bpe.vocab_size
+    assert t.special_ids == (t.cls_id, t.sep_id, t.mask_id, t.pad_id) == (n, n + 1, n + 2, n + 3)
+    assert t.vocab_size == n + 4
+    assert t.token_strings(t.special_ids) == list(SPECIAL_TOKENS)
+
+
+def test_pack_builds_bert_pairs_with_segment_ids(encoder_tokenizer):
+    t = encoder_tokenizer
+    a, b = t.encode("Rozi lives in Pominport."), t.encode("She has a pet cat.")
+    ids, segments = t.pack(a, b)
+    assert ids == [t.cls_id, *a, t.sep_id, *b, t.sep_id]
+    assert segments == [0] * (len(a) + 2) + [1] * (len(b) + 1)
+    assert t.decode(ids) == "[CLS] Rozi lives in Pominport. [SEP] She has a pet cat. [SEP]"
+    assert t.pack(a) == ([t.cls_id, *a, t.sep_id], [0] * (len(a) + 2))
+    assert t.pack([t.mask_id])[0] == [t.cls_id, t.mask_id, t.sep_id]
+    with pytest.raises(ValueError, match=r"second must hold BPE ids and \[MASK\] only, got \[SEP\]"):
+        t.pack(a, [t.sep_id])
+    with pytest.raises(ValueError, match=r"first must hold ids in \[0, "):
+        t.pack([t.vocab_size])
+
+
+def test_a_word_is_the_same_token_wherever_it_stands(encoder_tokenizer):
+    t = encoder_tokenizer
+    first, inside = t.encode("Rozi lives in Pominport."), t.encode("She has a pet cat. Rozi likes the colour red.")
+    assert first[0] in inside and t.decode(first) == "Rozi lives in Pominport."
+    joined = t.encode("Rozi lives in Pominport. She has a pet cat.")
+    assert joined == first + t.encode("She has a pet cat.")  # sentence by sentence == the whole text
+    with pytest.raises(ValueError, match="bpe must be a BPETokenizer"):
+        EncoderTokenizer("not a tokenizer")
+
+
+def test_attention_maps_are_the_blocks_causal_weights():
+    torch.manual_seed(0)
+    model = TinyGPT(TinyGPTConfig(vocab_size=11, context_length=8, d_model=16, n_heads=2, n_layers=3))
+    ids = torch.randint(0, 11, (2, 6))
+    maps = model.attention_maps(ids)
+    assert maps.shape == (2, 3, 2, 6, 6)
+    assert torch.allclose(maps.sum(-1), torch.ones(2, 3, 2, 6))
+    assert torch.all(maps.triu(diagonal=1) == 0)  # causal: nothing above the diagonal
+    h = model.token_embedding(ids) + model.positions(torch.arange(6))
+    first = model.decoder.blocks[0].attention_weights(h)
+    assert torch.allclose(maps[:, 0], first)
+    with pytest.raises(ValueError):
+        model.attention_maps(torch.full((1, 3), 11))

@@ -13,19 +13,40 @@ import struct
 import pytest
 import torch
 
-from course_lib.datasets import DATA_DIR, load_corpus, load_generator, optimal_loss, sha256
+from course_lib.datasets import DATA_DIR, WORLD_FILE, load_corpus, load_generator, load_world, optimal_loss, sha256
 from course_lib.decoding import greedy_decode
-from course_lib.models import TinyGPT
+from course_lib.models import TinyEncoder, TinyGPT
+from course_lib.objectives import make_nsp_pairs
+from course_lib.seq2seq import ReversalTask, accuracy_by_length
 from course_lib.zoo import (
+    SEQ2SEQ_ZOO,
     ZOO,
+    Seq2SeqTrainConfig,
     TrainConfig,
     checkpoint_paths,
     document_nats,
     encode_document,
     learning_rate,
     load_card,
+    load_seq2seq,
     load_tiny_gpt,
+    train_seq2seq,
     train_tiny_gpt,
+)
+from course_lib.zoo import (
+    ENCODER_ZOO,
+    EncoderTrainConfig,
+    evaluate_encoder,
+    fact_fill_accuracy,
+    fact_fills,
+    load_tiny_encoder,
+    make_pair_batch,
+    mask_for_mlm,
+    pack_pairs,
+    pretraining_losses,
+    sentence_ids,
+    split_sentences,
+    train_tiny_encoder,
 )
 
 NAME = "tiny_gpt"
@@ -144,3 +165,200 @@ def test_retraining_reproduces_the_recorded_metrics():
 def test_datasheet_states_the_shipped_ratio():
     ratio = load_card("tiny_gpt")["metrics"]["ratio"]
     assert f"{ratio:.4f}" in (DATA_DIR / "README.md").read_text(encoding="utf-8"), "data/README.md: update the zoo metrics"
+
+
+# --- the recurrent encoder-decoders ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SEQ2SEQ_ZOO))
+def test_seq2seq_checkpoint_loads_safely_and_reproduces_its_recorded_accuracy(name):
+    raw = checkpoint_paths(name)["weights"].read_bytes()
+    assert not raw.startswith(b"PK") and not raw.startswith(b"\x80")  # safetensors, not torch.save or pickle
+    model, task = load_seq2seq(name)
+    card, config = load_card(name), SEQ2SEQ_ZOO[name]
+    assert not model.training and model.config.to_dict() == card["model"]
+    assert Seq2SeqTrainConfig(**card["training"]) == config and model.config.attention == config.attention
+    assert task == ReversalTask.from_world(load_world()) and model.config.vocab_size == task.vocab_size
+    assert card["metrics"]["world_sha256"] == sha256(DATA_DIR / WORLD_FILE), "run python -m course_lib.zoo --retrain"
+    assert card["metrics"]["parameters"] == model.num_parameters()
+    lengths = [2, 8, 12, 13, 14]
+    accuracy = accuracy_by_length(model, task, lengths, config.eval_sequences, config.eval_seed)
+    recorded = card["metrics"]["accuracy_by_length"]
+    assert sorted(map(int, recorded)) == list(range(config.min_length, config.eval_max_length + 1))
+    assert all(accuracy[k] == pytest.approx(recorded[str(k)], abs=0.01) for k in lengths)
+
+
+def test_attention_removes_the_bottleneck_within_the_training_lengths():
+    plain = load_card("seq2seq_gru")["metrics"]["accuracy_by_length"]
+    attentive = load_card("seq2seq_gru_attention")["metrics"]["accuracy_by_length"]
+    assert all(attentive[str(k)] == 1.0 for k in range(2, 13))
+    assert plain["2"] == 1.0 and plain["12"] < 0.5 < plain["8"]
+    assert all(plain[str(k)] >= plain[str(k + 1)] for k in range(2, 20))  # falls with length
+    datasheet = (DATA_DIR / "README.md").read_text(encoding="utf-8")
+    assert f"{100 * plain['12']:.1f}%" in datasheet, "data/README.md: update the seq2seq metrics"
+
+
+def test_bad_seq2seq_zoo_inputs_raise_a_clear_value_error():
+    with pytest.raises(ValueError, match="lengths must satisfy min_length <= max_length <= eval_max_length"):
+        Seq2SeqTrainConfig(min_length=5, max_length=3)
+    with pytest.raises(ValueError, match="steps must be a positive int, got 0"):
+        Seq2SeqTrainConfig(steps=0)
+    with pytest.raises(ValueError, match="config must be a Seq2SeqTrainConfig"):
+        train_seq2seq(ZOO["tiny_gpt"])
+    with pytest.raises(ValueError, match=r"name must be one of \['seq2seq_gru', 'seq2seq_gru_attention'\]"):
+        load_seq2seq("tiny_gpt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SEQ2SEQ_ZOO))
+def test_retraining_a_seq2seq_model_reproduces_its_recorded_accuracy(name):
+    config = SEQ2SEQ_ZOO[name]
+    _, _, metrics = train_seq2seq(config, progress=False)
+    recorded = load_card(name)["metrics"]
+    # The same CPU reproduces the weights bit for bit; another may round differently over 4,000 steps.
+    assert metrics["accuracy_by_length"].keys() == recorded["accuracy_by_length"].keys()
+    for length, value in recorded["accuracy_by_length"].items():
+        assert metrics["accuracy_by_length"][length] == pytest.approx(value, abs=0.05), f"length {length}"
+    assert metrics["parameters"] == recorded["parameters"] and metrics["steps"] == recorded["steps"]
+
+
+# --- the tiny encoder ------------------------------------------------------------------------------
+
+ENCODER = "tiny_encoder"
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    model, tokenizer = load_tiny_encoder(ENCODER)
+    return model, tokenizer, load_card(ENCODER)
+
+
+def test_encoder_checkpoint_is_plain_safetensors_with_the_tied_table_stored_once():
+    paths = checkpoint_paths(ENCODER)
+    assert sum(p.stat().st_size for p in paths.values()) < 1_500_000
+    raw = paths["weights"].read_bytes()
+    assert not raw.startswith(b"PK") and not raw.startswith(b"\x80")  # not a zip (torch.save) or a pickle
+    header = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+    assert len({"token_embedding.weight", "mlm_head.weight"} & set(header)) == 1
+
+
+def test_loaded_encoder_is_tied_in_eval_mode_and_matches_its_card(encoder):
+    model, tokenizer, card = encoder
+    assert isinstance(model, TinyEncoder) and not model.training
+    assert model.mlm_head.weight.data_ptr() == model.token_embedding.weight.data_ptr()
+    assert model.config.to_dict() == card["model"] and EncoderTrainConfig(**card["training"]) == ENCODER_ZOO[ENCODER]
+    assert tokenizer.vocab_size == model.vocab_size == card["training"]["tokenizer_vocab_size"] + 4
+    assert card["special_tokens"] == {"[CLS]": 560, "[SEP]": 561, "[MASK]": 562, "[PAD]": 563}
+    assert model.config.pad_id == tokenizer.pad_id and card["metrics"]["parameters"] == model.num_parameters()
+    for file, digest in card["metrics"]["corpus_sha256"].items():
+        assert sha256(DATA_DIR / file) == digest, f"{file} changed since the encoder was trained: run python -m course_lib.zoo --retrain"
+
+
+def test_loaded_encoder_reproduces_its_recorded_validation_metrics(encoder):
+    model, tokenizer, card = encoder
+    config, recorded = ENCODER_ZOO[ENCODER], card["metrics"]
+    val = load_corpus("val")
+    assert len(val) == recorded["val_documents"]
+    metrics = evaluate_encoder(model, tokenizer, val, config.eval_seed, config.mask_prob, config.max_sentences)
+    assert metrics["mlm_positions"] == recorded["mlm_positions"]
+    assert metrics["mlm_loss"] == pytest.approx(recorded["mlm_loss"], rel=1e-4)
+    for key in ("mlm_accuracy", "nsp_accuracy", "sop_accuracy"):
+        assert metrics[key] == pytest.approx(recorded[key], abs=0.005), key  # a near-tie may flip on another CPU
+    assert metrics["nsp_accuracy"] > 0.9 and metrics["sop_accuracy"] < 0.65  # NSP learned, order not
+
+
+def test_fact_fills_reproduce_the_recorded_fact_accuracy(encoder):
+    model, tokenizer, card = encoder
+    generator = load_generator()
+    facts = generator.world.facts()
+    fills = fact_fills(model, tokenizer, facts, generator, k=5)
+    assert [f.fact for f in fills] == facts and len(fills) == card["metrics"]["facts"]
+    first = fills[0]
+    assert first.probe == f"{first.fact.subject} lives in [MASK]." and len(first.candidates) == 5
+    assert first.probabilities == sorted(first.probabilities, reverse=True)
+    assert all((f.rank == 1) == (f.candidates[0] == f.fact.object) for f in fills)
+    assert fact_fill_accuracy(fills) == pytest.approx(card["metrics"]["fact_accuracy"], abs=0.01)
+    assert fact_fill_accuracy(fills, k=5) == pytest.approx(card["metrics"]["fact_top5_accuracy"], abs=0.01)
+    assert fact_fill_accuracy(fills) > 0.5  # far above chance (1/6 to 1/23 per relation)
+
+
+def test_pairs_pack_alike_from_strings_and_ids_with_balanced_nsp_labels(encoder):
+    _, tokenizer, _ = encoder
+    documents = load_corpus("val")[:300]
+    as_text = [split_sentences(d) for d in documents]
+    pairs = make_nsp_pairs(as_text, torch.Generator().manual_seed(0), max_sentences=5)
+    from_text = pack_pairs(tokenizer, pairs, 64)
+    from_ids = make_pair_batch(tokenizer, sentence_ids(tokenizer, documents), "nsp", torch.Generator().manual_seed(0), 5, 64)
+    assert all(torch.equal(a, b) for a, b in zip(from_text, from_ids))
+    row = from_text.ids[0][from_text.ids[0] != tokenizer.pad_id].tolist()
+    assert tokenizer.decode(row) == f"[CLS] {' '.join(pairs[0].first)} [SEP] {' '.join(pairs[0].second)} [SEP]"
+    n = len(pairs)
+    assert abs(from_text.labels.float().mean().item() - 0.5) < 3 * (0.25 / n) ** 0.5  # a fair coin per pair
+
+
+def test_mlm_masking_skips_special_tokens_and_the_loss_reads_only_selected_positions(encoder):
+    model, tokenizer, _ = encoder
+    batch = make_pair_batch(tokenizer, sentence_ids(tokenizer, load_corpus("val")[:64]), "nsp",
+                            torch.Generator().manual_seed(0), 5, 64)
+    inputs, labels = mask_for_mlm(tokenizer, batch.ids, 0.15, torch.Generator().manual_seed(1))
+    special = (batch.ids >= tokenizer.cls_id) & (batch.ids != tokenizer.mask_id)
+    assert bool((labels[special] == -100).all()) and torch.equal(inputs[special], batch.ids[special])
+    mlm_loss, pair_loss = pretraining_losses(model, inputs, batch.segment_ids, labels, batch.labels)
+    out = model(inputs, batch.segment_ids)
+    torch.testing.assert_close(mlm_loss, torch.nn.functional.cross_entropy(out.mlm_logits.flatten(0, 1), labels.flatten()))
+    torch.testing.assert_close(pair_loss, torch.nn.functional.cross_entropy(out.pair_logits, batch.labels))
+
+
+def test_split_sentences_undoes_the_generators_joining():
+    document = "Rozi lives in Pominport. By trade, she is a teacher. On day 3, she visited Repewick."
+    assert split_sentences(document) == ["Rozi lives in Pominport.", "By trade, she is a teacher.",
+                                         "On day 3, she visited Repewick."]
+    with pytest.raises(ValueError, match="document must be a str that ends with '.'"):
+        split_sentences("no full stop")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: EncoderTrainConfig(pair_objective="mlm"), r"pair_objective must be one of \('nsp', 'sop'\), got 'mlm'"),
+    (lambda: EncoderTrainConfig(mask_prob=1.5), r"mask_prob must be a float in \(0, 1\), got 1.5"),
+    (lambda: EncoderTrainConfig(max_sentences=1), "max_sentences must be an int >= 2, got 1"),
+    (lambda: EncoderTrainConfig(steps=0), "steps must be a positive int, got 0"),
+    (lambda: train_tiny_encoder(ZOO["tiny_gpt"]), "config must be an EncoderTrainConfig"),
+    (lambda: load_tiny_encoder("tiny_gpt"), r"name must be one of \['tiny_encoder'\], got 'tiny_gpt'"),
+    (lambda: fact_fill_accuracy([]), "fills must not be empty"),
+])
+def test_bad_encoder_zoo_inputs_raise_a_clear_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_bad_encoder_data_inputs_raise_a_clear_value_error(encoder):
+    model, tokenizer, _ = encoder
+    documents = sentence_ids(tokenizer, load_corpus("val")[:4])
+    with pytest.raises(ValueError, match=r"objective must be one of \('nsp', 'sop'\), got 'xyz'"):
+        make_pair_batch(tokenizer, documents, "xyz", torch.Generator(), 5, 64)
+    with pytest.raises(ValueError, match="a pair has .* tokens, more than context_length 8"):
+        make_pair_batch(tokenizer, documents, "sop", torch.Generator(), 5, 8)
+    with pytest.raises(ValueError, match="pairs must not be empty"):
+        pack_pairs(tokenizer, [], 64)
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, 564\], got 0"):
+        fact_fills(model, tokenizer, load_world().facts()[:1], load_generator(), k=0)
+
+
+@pytest.mark.slow
+def test_retraining_the_encoder_reproduces_its_recorded_metrics():
+    recorded = load_card(ENCODER)["metrics"]
+    _, _, metrics = train_tiny_encoder(ENCODER_ZOO[ENCODER], progress=False)
+    # The same CPU reproduces the weights bit for bit; another may round differently over 2,000 steps.
+    assert metrics["mlm_loss"] == pytest.approx(recorded["mlm_loss"], rel=0.03)
+    for key in ("nsp_accuracy", "mlm_accuracy"):
+        assert metrics[key] == pytest.approx(recorded[key], abs=0.02), key
+    assert metrics["sop_accuracy"] == pytest.approx(recorded["sop_accuracy"], abs=0.05)
+    assert metrics["fact_accuracy"] == pytest.approx(recorded["fact_accuracy"], abs=0.08)
+    assert metrics["parameters"] == recorded["parameters"] and metrics["mlm_positions"] == recorded["mlm_positions"]
+
+
+def test_datasheet_states_the_shipped_encoder_metrics():
+    metrics = load_card(ENCODER)["metrics"]
+    datasheet = (DATA_DIR / "README.md").read_text(encoding="utf-8")
+    for key in ("nsp_accuracy", "sop_accuracy", "fact_accuracy"):
+        assert f"{100 * metrics[key]:.1f}%" in datasheet, f"data/README.md: update the encoder's {key}"
