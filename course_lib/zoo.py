@@ -301,16 +301,34 @@ def checkpoint_paths(name: str, zoo_dir: Path = ZOO_DIR) -> dict[str, Path]:
             "tokenizer": Path(zoo_dir) / f"{name}_tokenizer.json"}
 
 
+def _write_checkpoint(model: torch.nn.Module, config: TrainConfig | Seq2SeqTrainConfig | EncoderTrainConfig,
+                      metrics: dict[str, object], zoo_dir: Path, tokenizer: BPETokenizer | None = None,
+                      **card_extra: object) -> dict[str, Path]:
+    """Write the weights (safetensors; a tied table is stored once), the card (model and training
+    configs, ``card_extra``, metrics) and, if given, the tokenizer; returns the paths written."""
+    paths = checkpoint_paths(config.name, zoo_dir)
+    if tokenizer is None:
+        del paths["tokenizer"]
+    Path(zoo_dir).mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_model(model, str(paths["weights"]))
+    if tokenizer is not None:
+        tokenizer.save(paths["tokenizer"])
+    card = {"model": model.config.to_dict(), "training": asdict(config), **card_extra, "metrics": metrics}
+    paths["card"].write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return paths
+
+
+def _read_weights(model: torch.nn.Module, name: str, zoo_dir: Path,
+                  device: torch.device | str | None) -> torch.nn.Module:
+    """Fill ``model`` from zoo model ``name``'s safetensors file (no pickle); eval mode on ``device``."""
+    safetensors.torch.load_model(model, str(checkpoint_paths(name, zoo_dir)["weights"]), device="cpu")
+    return model.to(device or "cpu").eval()
+
+
 def save_tiny_gpt(model: TinyGPT, tokenizer: BPETokenizer, config: TrainConfig, metrics: dict[str, object],
                   zoo_dir: Path = ZOO_DIR) -> dict[str, Path]:
     """Write the checkpoint's three files; returns their paths."""
-    paths = checkpoint_paths(config.name, zoo_dir)
-    Path(zoo_dir).mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_model(model, str(paths["weights"]))  # the tied table is stored once
-    tokenizer.save(paths["tokenizer"])
-    card = {"model": model.config.to_dict(), "training": asdict(config), "metrics": metrics}
-    paths["card"].write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    return paths
+    return _write_checkpoint(model, config, metrics, zoo_dir, tokenizer=tokenizer)
 
 
 def load_card(name: str = "tiny_gpt", zoo_dir: Path = ZOO_DIR) -> dict[str, object]:
@@ -325,10 +343,8 @@ def load_tiny_gpt(name: str = "tiny_gpt", zoo_dir: Path = ZOO_DIR,
                   device: torch.device | str | None = None) -> tuple[TinyGPT, BPETokenizer]:
     """Load zoo model ``name`` (safetensors: plain tensors, no pickle) in eval mode, with its tokenizer."""
     card = load_card(name, zoo_dir)
-    paths = checkpoint_paths(name, zoo_dir)
-    model = TinyGPT(TinyGPTConfig(**card["model"]))
-    safetensors.torch.load_model(model, str(paths["weights"]), device="cpu")
-    return model.to(device or "cpu").eval(), BPETokenizer.load(paths["tokenizer"])
+    model = _read_weights(TinyGPT(TinyGPTConfig(**card["model"])), name, zoo_dir, device)
+    return model, BPETokenizer.load(checkpoint_paths(name, zoo_dir)["tokenizer"])
 
 
 # --- the recurrent encoder-decoders ----------------------------------------------------------------
@@ -414,13 +430,7 @@ def train_seq2seq(config: Seq2SeqTrainConfig = SEQ2SEQ_ZOO["seq2seq_gru"], progr
 def save_seq2seq(model: Seq2Seq, task: ReversalTask, config: Seq2SeqTrainConfig, metrics: dict[str, object],
                  zoo_dir: Path = ZOO_DIR) -> dict[str, Path]:
     """Write the weights and the card (configs, the task's words, metrics); returns their paths."""
-    paths = {key: path for key, path in checkpoint_paths(config.name, zoo_dir).items() if key != "tokenizer"}
-    Path(zoo_dir).mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_model(model, str(paths["weights"]))
-    card = {"model": model.config.to_dict(), "training": asdict(config), "task": {"words": list(task.words)},
-            "metrics": metrics}
-    paths["card"].write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    return paths
+    return _write_checkpoint(model, config, metrics, zoo_dir, task={"words": list(task.words)})
 
 
 def load_seq2seq(name: str = "seq2seq_gru_attention", zoo_dir: Path = ZOO_DIR,
@@ -429,9 +439,8 @@ def load_seq2seq(name: str = "seq2seq_gru_attention", zoo_dir: Path = ZOO_DIR,
     if name not in SEQ2SEQ_ZOO:
         raise ValueError(f"name must be one of {sorted(SEQ2SEQ_ZOO)}, got {name!r}")
     card = load_card(name, zoo_dir)
-    model = Seq2Seq(Seq2SeqConfig(**card["model"]))
-    safetensors.torch.load_model(model, str(checkpoint_paths(name, zoo_dir)["weights"]), device="cpu")
-    return model.to(device or "cpu").eval(), ReversalTask(tuple(card["task"]["words"]))
+    model = _read_weights(Seq2Seq(Seq2SeqConfig(**card["model"])), name, zoo_dir, device)
+    return model, ReversalTask(tuple(card["task"]["words"]))
 
 
 # --- the tiny encoder: BERT's masked LM and a sentence-pair objective ------------------------------
@@ -713,15 +722,8 @@ def train_tiny_encoder(config: EncoderTrainConfig = ENCODER_ZOO["tiny_encoder"],
 def save_tiny_encoder(model: TinyEncoder, tokenizer: EncoderTokenizer, config: EncoderTrainConfig,
                       metrics: dict[str, object], zoo_dir: Path = ZOO_DIR) -> dict[str, Path]:
     """Write the weights, the card (configs, special-token ids, metrics) and the BPE; returns their paths."""
-    paths = checkpoint_paths(config.name, zoo_dir)
-    Path(zoo_dir).mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_model(model, str(paths["weights"]))  # the tied table is stored once
-    tokenizer.bpe.save(paths["tokenizer"])
     special = dict(zip(SPECIAL_TOKENS, tokenizer.special_ids))
-    card = {"model": model.config.to_dict(), "training": asdict(config), "special_tokens": special,
-            "metrics": metrics}
-    paths["card"].write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    return paths
+    return _write_checkpoint(model, config, metrics, zoo_dir, tokenizer=tokenizer.bpe, special_tokens=special)
 
 
 def load_tiny_encoder(name: str = "tiny_encoder", zoo_dir: Path = ZOO_DIR,
@@ -735,9 +737,7 @@ def load_tiny_encoder(name: str = "tiny_encoder", zoo_dir: Path = ZOO_DIR,
     if card["special_tokens"] != dict(zip(SPECIAL_TOKENS, tokenizer.special_ids)):
         raise ValueError(f"the card of {name!r} lists special ids {card['special_tokens']}, which its tokenizer "
                          f"does not give")
-    model = TinyEncoder(TinyEncoderConfig(**card["model"]))
-    safetensors.torch.load_model(model, str(paths["weights"]), device="cpu")
-    return model.to(device or "cpu").eval(), tokenizer
+    return _read_weights(TinyEncoder(TinyEncoderConfig(**card["model"])), name, zoo_dir, device), tokenizer
 
 
 def main(argv: Sequence[str] | None = None) -> None:
