@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from course_lib.attention import softmax
+from course_lib.training import optimizer_step
 from course_lib.world import World
 
 PAD, BOS, EOS = 0, 1, 2
@@ -469,13 +470,8 @@ def fit(model: Seq2Seq, task: ReversalTask, steps: int, batch_size: int, min_len
     losses = []
     for step in tqdm(range(steps), desc="training seq2seq", disable=not progress, mininterval=1.0):
         batch = task.sample(batch_size, min_length, max_length, generator).to(device)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step)
         loss = model.loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        optimizer_step(optimizer, loss, learning_rate(step), grad_clip)
         losses.append(loss.item())
     model.eval()
     return losses

@@ -79,6 +79,7 @@ from course_lib.models import (SPECIAL_TOKENS, EncoderTokenizer, TinyEncoder, Ti
 from course_lib.objectives import SegmentPair, make_nsp_pairs, make_sop_pairs, mlm_mask
 from course_lib.seq2seq import ReversalTask, Seq2Seq, Seq2SeqConfig, accuracy_by_length, fit
 from course_lib.tokenization import BPETokenizer
+from course_lib.training import optimizer_step
 from course_lib.world import DocumentGenerator, Fact
 
 ZOO_DIR = DATA_DIR / "zoo"
@@ -259,13 +260,9 @@ def train_tiny_gpt(config: TrainConfig = ZOO["tiny_gpt"], progress: bool = True,
         bar = tqdm(range(config.steps), desc=f"training {config.name}", disable=not progress, mininterval=1.0)
         for step in bar:
             inputs, targets = next(batches)  # (B, T), (B, T)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, config)
             logits = model(inputs)  # (B, T, V)
             loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer_step(optimizer, loss, learning_rate(step, config))
             losses.append(loss.item())
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -685,12 +682,8 @@ def train_tiny_encoder(config: EncoderTrainConfig = ENCODER_ZOO["tiny_encoder"],
             length = int((data.ids[rows] != tokenizer.pad_id).sum(dim=1).max())
             ids, segments = data.ids[rows, :length], data.segment_ids[rows, :length]  # (B, T)
             inputs, mlm_labels = mask_for_mlm(tokenizer, ids, config.mask_prob, generator)  # (B, T) each
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, config)
             mlm_loss, pair_loss = pretraining_losses(model, inputs, segments, mlm_labels, data.labels[rows])
-            optimizer.zero_grad(set_to_none=True)
-            (mlm_loss + pair_loss).backward()
-            optimizer.step()
+            optimizer_step(optimizer, mlm_loss + pair_loss, learning_rate(step, config))
             losses.append((mlm_loss.item(), pair_loss.item()))
             if step % 50 == 0:
                 bar.set_postfix(mlm=f"{mlm_loss.item():.3f}", pair=f"{pair_loss.item():.3f}")

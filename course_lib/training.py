@@ -1,0 +1,33 @@
+"""The pieces of a training loop that every course model shares.
+
+`optimizer_step` is one update: set the learning rate, clear old gradients, backpropagate the loss,
+optionally clip the gradient norm, step the optimizer. The zoo's trainers and the sequence-to-sequence
+`fit` call it, so the update is written once. Left out: schedules (each trainer passes the rate it
+computed), gradient accumulation, mixed precision and distributed training.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: float,
+                   grad_clip: float | None = None) -> None:
+    """Apply one update of ``optimizer`` for the scalar ``loss`` at learning rate ``lr``.
+
+    With ``grad_clip``, the global gradient norm of the optimizer's parameters is clipped to it first.
+    """
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        raise ValueError(f"loss must be a scalar tensor, got {loss!r}")
+    if not lr >= 0:  # a schedule may end at exactly 0
+        raise ValueError(f"lr must be >= 0, got {lr!r}")
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()

@@ -1,0 +1,48 @@
+"""optimizer_step equals the hand-written update, clips when asked, and rejects bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib.training import optimizer_step
+
+
+def _model_and_loss(seed: int = 0):
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(4, 3)
+    loss = (model(torch.randn(5, 4)) ** 2).mean() * 100
+    return model, loss
+
+
+def test_matches_a_hand_written_sgd_update():
+    model, loss = _model_and_loss()
+    before = [p.detach().clone() for p in model.parameters()]
+    grads = torch.autograd.grad(loss, list(model.parameters()), retain_graph=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    optimizer_step(optimizer, loss, lr=0.1)
+    assert optimizer.param_groups[0]["lr"] == 0.1
+    for p, p0, g in zip(model.parameters(), before, grads):
+        assert torch.allclose(p, p0 - 0.1 * g)
+
+
+def test_clipping_bounds_the_global_gradient_norm():
+    model, loss = _model_and_loss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    optimizer_step(optimizer, loss, lr=1.0, grad_clip=0.5)
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    assert norm == pytest.approx(0.5, rel=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"lr": -0.1}, "lr must be >= 0"),
+                                           ({"lr": 0.1, "grad_clip": -1.0}, "grad_clip must be > 0")])
+def test_bad_arguments_are_named(kwargs, match):
+    model, loss = _model_and_loss()
+    with pytest.raises(ValueError, match=match):
+        optimizer_step(torch.optim.SGD(model.parameters(), lr=1.0), loss, **kwargs)
+
+
+def test_loss_must_be_a_scalar_tensor():
+    model, _ = _model_and_loss()
+    with pytest.raises(ValueError, match="loss must be a scalar tensor"):
+        optimizer_step(torch.optim.SGD(model.parameters(), lr=1.0), torch.ones(2), lr=0.1)
