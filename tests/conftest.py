@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
+from hypothesis import settings
+
+# Property tests draw the same examples on every run, so a green test suite stays green; set
+# HYPOTHESIS_PROFILE=explore to let hypothesis search fresh examples (run it before changing a helper).
+settings.register_profile("course", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "course"))
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
