@@ -53,30 +53,37 @@ def _check_logits(x: Tensor, dim: int, name: str) -> None:
         raise ValueError(f"{name} has size 0 along dim {dim}; softmax needs at least one entry")
 
 
-def _shifted(x: Tensor, dim: int, name: str = "x") -> Tensor:
+def _shifted(x: Tensor, dim: int, name: str = "x", in_place: bool = False) -> Tensor:
     """Validate x and return ``x - max`` along dim; a row of all -inf is shifted by 0 (so it stays
-    all -inf and its normaliser is 0, which the callers turn into 1 instead of dividing by 0)."""
+    all -inf and its normaliser is 0, which the callers turn into 1 instead of dividing by 0).
+    in_place: subtract inside x itself (only for a tensor nobody else needs)."""
     _check_logits(x, dim, name)
     row_max = x.detach().amax(dim=dim, keepdim=True)  # softmax is shift-invariant: no gradient
     if not bool((row_max < math.inf).all()):  # False for NaN and for +inf
         what = "NaN" if bool(torch.isnan(row_max).any()) else "+inf"
         raise ValueError(f"{name} contains {what}; softmax is only defined for finite or -inf "
                          f"entries (clip the logits, or mask with -inf)")
-    return x - row_max.masked_fill(torch.isneginf(row_max), 0.0)
+    shift = row_max.masked_fill(torch.isneginf(row_max), 0.0)
+    return x.sub_(shift) if in_place else x - shift
 
 
-def softmax(x: Tensor, dim: int = -1) -> Tensor:
+def softmax(x: Tensor, dim: int = -1, *, overwrite: bool = False) -> Tensor:
     """Numerically stable softmax: ``exp(x - max) / sum(exp(x - max))`` along ``dim``.
 
     Subtracting the row maximum changes nothing mathematically (softmax is shift-invariant) and
     keeps every exponent <= 0, so logits of 1000 do not overflow. ``-inf`` entries get probability
     exactly 0. A row whose entries are all ``-inf`` has nothing to normalise: its result is all
     zeros (documented choice, so fully masked attention rows give zero weights, not NaN).
+    overwrite: when no gradient is tracked, compute the result inside x's own memory (x is lost);
+    attention does this with the score matrix it has just built, so an n x n softmax costs no
+    extra n x n allocation. Without it, x is left alone and the result takes one allocation.
     Raises ValueError if x contains NaN or ``+inf``.
     """
-    exps = torch.exp(_shifted(x, dim))  # every exponent <= 0: no overflow
+    no_grad = not (torch.is_grad_enabled() and isinstance(x, Tensor) and x.requires_grad)
+    exps = _shifted(x, dim, in_place=overwrite and no_grad).exp_()  # exponents <= 0: no overflow
     normaliser = exps.sum(dim=dim, keepdim=True)  # >= 1, or 0 for a row of all -inf
-    return exps / normaliser.masked_fill(normaliser == 0, 1.0)
+    normaliser = normaliser.masked_fill(normaliser == 0, 1.0)
+    return exps.div_(normaliser) if no_grad else exps / normaliser  # autograd keeps exps as they are
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
@@ -173,7 +180,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor |
     if mask is not None:
         _check_mask(mask, tuple(scores.shape))
         scores = scores.masked_fill(~mask, -math.inf)  # (..., Tq, Tk)
-    weights = softmax(scores, dim=-1)  # (..., Tq, Tk); all -inf rows give zeros
+    weights = softmax(scores, dim=-1, overwrite=True)  # (..., Tq, Tk); all -inf rows give zeros
     return weights @ v, weights  # (..., Tq, dv), (..., Tq, Tk)
 
 

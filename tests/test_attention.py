@@ -92,6 +92,28 @@ def test_minus_inf_entries_get_exactly_zero() -> None:
     torch.testing.assert_close(ls[0], torch.log_softmax(x[0], dim=-1))
 
 
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_softmax_leaves_its_input_alone_and_matches_torch(requires_grad: bool) -> None:
+    x = randn(4, 7, 9).requires_grad_(requires_grad)  # without grad, softmax works in place on a copy
+    before = x.detach().clone()
+    s = softmax(x, dim=1)
+    assert torch.equal(x.detach(), before)
+    torch.testing.assert_close(s, torch.softmax(before, dim=1))
+    assert s.requires_grad == requires_grad
+
+
+def test_softmax_overwrite_reuses_the_input_only_without_gradient() -> None:
+    x = randn(3, 5)
+    expected = torch.softmax(x, dim=-1)
+    s = softmax(x, overwrite=True)
+    assert s.data_ptr() == x.data_ptr()  # the result lives in x's memory
+    torch.testing.assert_close(s, expected)
+    y = randn(3, 5).requires_grad_()
+    before = y.detach().clone()
+    softmax(y, overwrite=True).sum().backward()  # with a gradient to track, nothing is overwritten
+    assert torch.equal(y.detach(), before) and y.grad is not None
+
+
 def test_all_minus_inf_row_has_finite_gradient() -> None:
     x = torch.tensor([[0.5, NEG_INF], [NEG_INF, NEG_INF]], requires_grad=True)
     (softmax(x) * torch.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
