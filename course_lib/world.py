@@ -406,6 +406,18 @@ class DocumentGenerator:
             raise ValueError(f"text has probability 0 under this generator's weights: {text!r}")
         return log_p
 
+    def can_write(self, text: str) -> bool:
+        """Whether this generator can produce ``text`` (with probability > 0): `log_prob` succeeds.
+
+        The test a model's sample must pass to be a document of the corpus's world. TypeError for a
+        non-string, as in `log_prob`.
+        """
+        try:
+            self.log_prob(text)
+        except ValueError:
+            return False
+        return True
+
     def entropy(self) -> float:
         """Exact entropy of a document in nats: the sum of the entropies of the independent choices.
 

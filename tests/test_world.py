@@ -198,7 +198,7 @@ def test_fact_prompts_complete_to_sentences_the_generator_writes(default_generat
 # --- bad input ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, message", [
+BAD_TEXTS = [
     ("The cat sat on the mat.", "sentence 1"),
     ("Rozi lives in Zovomere.", "lives_in='Zovomere'"),
     ("She lives in Pominport. Rozi works as a teacher. Rozi has a pet cat.", "sentence 1 must begin"),
@@ -211,10 +211,23 @@ def test_fact_prompts_complete_to_sentences_the_generator_writes(default_generat
     ("Rozi lives in Pominport.  Rozi works as a teacher. Rozi has a pet cat.", "sentence 2"),
     ("Rozi lives in Pominport. Rozi works as a teacher. Rozi has a pet cat. ", "end with"),
     ("Rozi lives in Pominport. Rozi works as a teacher. Rozi has a pet cat.\n", "end with"),
-])
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_TEXTS)
 def test_log_prob_rejects_text_the_generator_cannot_write(default_generator, text, message):
     with pytest.raises(ValueError, match=message):
         default_generator.log_prob(text)
+
+
+def test_can_write_agrees_with_log_prob(default_generator):
+    rng = random.Random(0)
+    for _ in range(50):
+        assert default_generator.can_write(default_generator.sample(rng))
+    for text, _ in BAD_TEXTS:
+        assert not default_generator.can_write(text)
+    with pytest.raises(TypeError, match="text must be a str"):
+        default_generator.can_write(b"Rozi lives in Pominport.")
 
 
 def test_log_prob_rejects_non_strings(default_generator):

@@ -1,0 +1,100 @@
+"""Tests for course_lib.quantization: absmax rounding, its error bound, and the model copy."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from course_lib.quantization import dequantize, fake_quantize, quantize_absmax, quantized_copy
+
+
+def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(bits=st.integers(2, 16), rows=st.integers(1, 6), cols=st.integers(1, 9), seed=st.integers(0, 999))
+def test_integers_in_range_and_error_at_most_half_a_step(bits, rows, cols, seed):
+    w = randn(rows, cols, seed=seed, dtype=torch.float64) * 3
+    q, scale = quantize_absmax(w, bits)
+    levels = 2 ** (bits - 1) - 1
+    assert q.dtype == (torch.int8 if bits <= 8 else torch.int16) and q.shape == w.shape
+    assert scale.shape == (rows, 1)
+    assert int(q.abs().max()) == levels  # every row's largest |weight| becomes +-L exactly
+    assert torch.equal(q.abs().amax(dim=1), torch.full((rows,), levels, dtype=q.dtype))
+    error = (dequantize(q, scale) - w).abs()  # (rows, cols)
+    assert bool((error <= scale / 2 + 1e-12).all())
+
+
+def test_hand_computed_example_and_dim():
+    w = torch.tensor([[1.0, -0.5, 0.2], [0.0, 0.3, -0.6]])
+    q, scale = quantize_absmax(w, bits=3)  # L = 3 levels each side
+    torch.testing.assert_close(scale, torch.tensor([[1 / 3], [0.2]]))
+    assert q.tolist() == [[3, -2, 1], [0, 2, -3]]  # -0.5 / (1/3) = -1.5 rounds half to even: -2
+    q_cols, scale_cols = quantize_absmax(w, bits=3, dim=0)
+    assert scale_cols.shape == (1, 3) and q_cols.tolist() == [[3, -3, 1], [0, 2, -3]]
+
+
+def test_all_zero_row_quantizes_to_zeros():
+    w = torch.zeros(2, 4)
+    w[1] = torch.tensor([0.1, -0.2, 0.3, 0.4])
+    out = fake_quantize(w, 4)
+    assert torch.equal(out[0], torch.zeros(4)) and torch.isfinite(out).all()
+
+
+def test_error_halves_per_extra_bit():
+    w = randn(64, 256, dtype=torch.float64)
+    errors = [(fake_quantize(w, b) - w).pow(2).mean().sqrt().item() for b in range(4, 10)]
+    ratios = [a / b for a, b in zip(errors, errors[1:])]
+    assert all(1.8 < r < 2.3 for r in ratios), ratios  # step L ~ 2^(bits-1): error x 1/2 per bit
+
+
+def test_fake_quantize_keeps_dtype():
+    assert fake_quantize(randn(3, 4, dtype=torch.float64), 8).dtype == torch.float64
+    assert fake_quantize(randn(3, 4).half(), 8).dtype == torch.float16
+
+
+def test_quantized_copy_rounds_matrices_only_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 8), nn.LayerNorm(8))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    copied = quantized_copy(model, 4)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])  # the original is untouched
+    state = copied.state_dict()
+    for key in ("0.weight", "1.weight"):
+        assert not torch.equal(state[key], before[key])
+        assert torch.equal(state[key], fake_quantize(before[key], 4))
+        assert all(row.unique().numel() <= 15 for row in state[key])  # at most 2L + 1 = 15 levels a row
+    for key in ("1.bias", "2.weight", "2.bias"):
+        assert torch.equal(state[key], before[key])  # vectors keep full precision
+
+
+@pytest.mark.parametrize("bits", [1, 17, 4.0, True, "8"])
+def test_bad_bits(bits):
+    with pytest.raises(ValueError, match=r"bits must be an int in \[2, 16\], got"):
+        quantize_absmax(torch.ones(2, 2), bits)
+    with pytest.raises(ValueError, match="bits must be"):
+        quantized_copy(nn.Linear(2, 2), bits)
+
+
+@pytest.mark.parametrize("weights, message", [
+    (torch.ones(2, 2, dtype=torch.long), "floating-point"),
+    (torch.tensor(1.0), "at least one dimension"),
+    ([1.0, 2.0], "got list"),
+    (torch.tensor([1.0, math.nan]), "finite"),
+    (torch.tensor([1.0, math.inf]), "finite"),
+])
+def test_bad_weights(weights, message):
+    with pytest.raises(ValueError, match=message):
+        quantize_absmax(weights, 8)
+
+
+def test_bad_model():
+    with pytest.raises(ValueError, match="model must be a torch.nn.Module, got dict"):
+        quantized_copy({}, 8)
