@@ -59,7 +59,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(24, "gradient_wrt_embeddings", "How is the gradient of the loss with respect to the embeddings computed?", ("losses", "autograd")),
     _L(25, "jacobian", "What role does the Jacobian play in backpropagation through a Transformer?", ("autograd",)),
     _L(26, "eigen_pca", "How do eigenvalues and eigenvectors reduce dimensionality?", ("linalg",)),
-    _L(27, "kl_divergence", "Where is the KL divergence used with LLMs?", ("losses", "zoo")),
+    _L(27, "kl_divergence", "Where is the KL divergence used with LLMs?", ("losses", "zoo", "quantization")),
     _L(28, "relu_derivative", "What is the derivative of ReLU, and why does it matter?", ("autograd",)),
     _L(29, "chain_rule", "What is the chain rule, and how does gradient descent use it?", ("autograd",)),
     _L(30, "attention_scores", "How are attention scores computed, and why are they scaled?", ("attention",)),
