@@ -4,8 +4,10 @@ The notebooks in `notebooks/` are the instructor edition. In a code cell, everyt
 `### BEGIN SOLUTION` and a line `### END SOLUTION` is the solution; the student edition replaces it
 with `# YOUR CODE HERE` and `raise NotImplementedError()` at the same indentation. This is nbgrader's
 convention, so `nbgrader generate_assignment --no-db --no-metadata` treats the same cells the same
-way. Every code cell after the `## Exercises` heading loses its outputs. The builder never writes
-into the source folder. Left out: markdown solutions, grading, and nbgrader's cell metadata.
+way. Every code cell after the `## Exercises` heading, and every solution and check cell wherever
+it stands, loses its outputs. The builder never writes into the source folder. `none_answer` gives
+the tests a wrong answer to feed each check (every answer None). Left out: markdown solutions,
+grading, and nbgrader's cell metadata.
 
 Command line: ``python -m course_lib.student_edition OUT_DIR [--source notebooks]``.
 """
@@ -13,8 +15,11 @@ Command line: ``python -m course_lib.student_edition OUT_DIR [--source notebooks
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import re
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,25 +32,79 @@ EXERCISES_HEADING = re.compile(r"^##\s+Exercises\s*$", re.MULTILINE)
 REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-def strip_solutions(source: str) -> str:
-    """Replace each BEGIN/END SOLUTION region of a code cell's source by the stub."""
-    lines, out, inside, indent = source.split("\n"), [], False, ""
+def _replace_solutions(source: str, replace: Callable[[list[str], str], list[str]]) -> str:
+    """Replace each BEGIN/END SOLUTION region by ``replace(region_lines, indent)``."""
+    lines, out, region, indent = source.split("\n"), [], None, ""
     for number, line in enumerate(lines, start=1):
         marker = line.strip()
         if marker == BEGIN:
-            if inside:
+            if region is not None:
                 raise ValueError(f"line {number}: {BEGIN!r} inside another solution region")
-            inside, indent = True, line[: len(line) - len(line.lstrip())]
-            out.extend(indent + stub for stub in STUB)
+            region, indent = [], line[: len(line) - len(line.lstrip())]
         elif marker == END:
-            if not inside:
+            if region is None:
                 raise ValueError(f"line {number}: {END!r} without a matching {BEGIN!r}")
-            inside = False
-        elif not inside:
+            out.extend(replace(region, indent))
+            region = None
+        elif region is not None:
+            region.append(line)
+        else:
             out.append(line)
-    if inside:
+    if region is not None:
         raise ValueError(f"{BEGIN!r} without a matching {END!r}")
     return "\n".join(out)
+
+
+def strip_solutions(source: str) -> str:
+    """Replace each BEGIN/END SOLUTION region of a code cell's source by the stub."""
+    return _replace_solutions(source, lambda region, indent: [indent + line for line in STUB])
+
+
+def _first_stored_names(tree: ast.Module) -> tuple[list[str], list[str]]:
+    """Names a region defines (functions, and variables first written, not read, in it), in order."""
+    functions, variables, seen = [], [], set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            functions.append(node.name)
+            seen.add(node.name)
+            continue
+        for name in _names_in_evaluation_order(node):
+            if name.id not in seen:
+                seen.add(name.id)
+                if isinstance(name.ctx, ast.Store) and not isinstance(node, ast.AugAssign):
+                    variables.append(name.id)
+    return functions, variables
+
+
+def _names_in_evaluation_order(node: ast.stmt) -> list[ast.Name]:
+    """The names of one statement, an assignment's value before its targets, else in source order."""
+    def names(part: ast.AST | None) -> list[ast.Name]:
+        found = [n for n in ast.walk(part) if isinstance(n, ast.Name)] if part is not None else []
+        return sorted(found, key=lambda n: (n.lineno, n.col_offset))
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return names(node.value) + [n for t in targets for n in names(t)]
+    return names(node)
+
+
+def _none_region(region: list[str], indent: str) -> list[str]:
+    """A wrong answer for one region: inside a function ``return None``; at top level every name the
+    solution defines is bound to None (a function to one that returns None)."""
+    if indent:
+        return [indent + "return None"]
+    functions, variables = _first_stored_names(ast.parse(textwrap.dedent("\n".join(region))))
+    return ([f"def {name}(*args, **kwargs):\n    return None" for name in functions]
+            + [f"{name} = None" for name in variables])
+
+
+def none_answer(source: str) -> str:
+    """The solution cell with every answer replaced by None: what a check must also reject.
+
+    The student stub proves a check fails when nothing is answered; this proves it fails on a wrong
+    answer too (a check such as ``check_true(x == x)`` passes it). Used by the tests; left out:
+    solutions inside class bodies or nested blocks of a top-level statement other than a function.
+    """
+    return _replace_solutions(source, _none_region)
 
 
 def is_solution_cell(cell: dict) -> bool:
@@ -82,15 +141,20 @@ def find_exercises(nb: nbformat.NotebookNode) -> list[Exercise]:
 
 
 def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of `nb` with solutions stubbed and the outputs of the exercise section cleared."""
+    """A copy of `nb` with solutions stubbed and the outputs of the exercise section cleared.
+
+    Every solution cell and its check lose their outputs wherever they stand, so no answer is
+    left in an output even without an `## Exercises` heading.
+    """
     student = copy.deepcopy(nb)
     start = exercises_start(student)
+    exercise_cells = {i for e in find_exercises(student) for i in (e.solution, e.check)}
     for index, cell in enumerate(student.cells):
         if cell.cell_type != "code":
             continue
         if is_solution_cell(cell):
             cell.source = strip_solutions(cell.source)
-        if start is not None and index > start:
+        if index in exercise_cells or (start is not None and index > start):
             cell.outputs, cell.execution_count = [], None
     return student
 

@@ -15,7 +15,7 @@ from jupyter_client.manager import start_new_kernel
 
 from conftest import NOTEBOOKS, numbered_notebook_paths, read_notebook
 from course_lib.student_edition import (
-    build_student_edition, find_exercises, strip_solutions, student_notebook)
+    build_student_edition, exercises_start, find_exercises, none_answer, strip_solutions, student_notebook)
 
 CELL_TIMEOUT = 300
 
@@ -55,9 +55,39 @@ def test_builder_writes_every_notebook_with_stubs_and_cleared_exercise_outputs(t
         nb = nbformat.read(path, as_version=4)
         text = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         assert "### BEGIN SOLUTION" not in text and "### END SOLUTION" not in text
-        for exercise in find_exercises(read_notebook(NOTEBOOKS / path.name)):
+        instructor = read_notebook(NOTEBOOKS / path.name)
+        for exercise in find_exercises(instructor):
             assert "raise NotImplementedError()" in nb.cells[exercise.solution].source
-            assert nb.cells[exercise.check].outputs == []
+            for index in (exercise.solution, exercise.check):
+                assert nb.cells[index].outputs == [] and nb.cells[index].execution_count is None
+        start = exercises_start(instructor)
+        for index, cell in enumerate(instructor.cells[:start]):  # the lesson keeps its outputs
+            if cell.cell_type == "code":
+                assert nb.cells[index].outputs == cell.outputs
+
+
+def test_solution_outputs_are_cleared_even_without_an_exercises_heading():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.v4.new_output("stream", text="lesson")]),
+        nbformat.v4.new_code_cell("### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION\nanswer",
+                                  outputs=[nbformat.v4.new_output("execute_result", data={"text/plain": "42"})]),
+        nbformat.v4.new_code_cell("check_equal(answer, 42)", outputs=[nbformat.v4.new_output("stream", text="ok")]),
+    ])
+    student = student_notebook(nb)
+    assert student.cells[0].outputs == nb.cells[0].outputs
+    assert student.cells[1].outputs == [] and student.cells[2].outputs == []
+    assert nb.cells[1].outputs  # the instructor notebook is not modified
+
+
+def test_none_answer_returns_none_inside_functions_and_binds_top_level_names_to_none():
+    inside = "def f(x):\n    ### BEGIN SOLUTION\n    y = 2 * x\n    return y\n    ### END SOLUTION\n"
+    assert none_answer(inside) == "def f(x):\n    return None\n"
+    top = ("### BEGIN SOLUTION\ndef g(a):\n    return a\nanswer = 41\ncounts = {}\nfor w in words:\n"
+           "    counts[w] = counts.get(w, 0) + 1\nmodel = model.double()\n### END SOLUTION\nprint(answer)")
+    namespace = {"words": ["a", "b"], "model": "kept"}
+    exec(none_answer(top).replace("print(answer)", ""), namespace)
+    assert namespace["g"](1) is None and namespace["answer"] is None and namespace["counts"] is None
+    assert namespace["model"] == "kept"  # read before it is written: left for the solution to use
 
 
 class Kernel:
@@ -77,7 +107,7 @@ class Kernel:
 
 
 @pytest.mark.parametrize("path", numbered_notebook_paths(), ids=lambda p: p.name)
-def test_every_check_fails_on_the_stub_and_passes_on_the_solution(path: Path):
+def test_every_check_fails_on_the_stub_and_on_none_and_passes_on_the_solution(path: Path):
     instructor = read_notebook(path)
     student = student_notebook(instructor)
     exercises = {e.solution: e for e in find_exercises(instructor)}
@@ -96,6 +126,10 @@ def test_every_check_fails_on_the_stub_and_passes_on_the_solution(path: Path):
             kernel.run(student.cells[index].source)  # the stub may raise NotImplementedError itself
             status, error = kernel.run(check)
             assert status == "error", f"cell {index}: the check passes on the student stub:\n{check}"
+            status, error = kernel.run(none_answer(cell.source))  # code after the answer may fail on None
+            assert error != "SyntaxError", f"cell {index}: none_answer cannot rewrite this solution"
+            status, error = kernel.run(check)
+            assert status == "error", f"cell {index}: the check accepts None as the answer:\n{check}"
             status, error = kernel.run(cell.source)
             assert status == "ok", f"cell {index}: the solution raises {error}"
             status, error = kernel.run(check)
