@@ -56,7 +56,8 @@ def _check_logits(x: Tensor, dim: int, name: str) -> None:
 def _shifted(x: Tensor, dim: int, name: str = "x", in_place: bool = False) -> Tensor:
     """Validate x and return ``x - max`` along dim; a row of all -inf is shifted by 0 (so it stays
     all -inf and its normaliser is 0, which the callers turn into 1 instead of dividing by 0).
-    in_place: subtract inside x itself (only for a tensor nobody else needs)."""
+    in_place: subtract inside x itself (only for a tensor nobody else needs); a non-contiguous x
+    (e.g. an expanded one, whose elements may share memory) is subtracted out of place instead."""
     _check_logits(x, dim, name)
     row_max = x.detach().amax(dim=dim, keepdim=True)  # softmax is shift-invariant: no gradient
     if not bool((row_max < math.inf).all()):  # False for NaN and for +inf
@@ -64,7 +65,7 @@ def _shifted(x: Tensor, dim: int, name: str = "x", in_place: bool = False) -> Te
         raise ValueError(f"{name} contains {what}; softmax is only defined for finite or -inf "
                          f"entries (clip the logits, or mask with -inf)")
     shift = row_max.masked_fill(torch.isneginf(row_max), 0.0)
-    return x.sub_(shift) if in_place else x - shift
+    return x.sub_(shift) if in_place and x.is_contiguous() else x - shift
 
 
 def softmax(x: Tensor, dim: int = -1, *, overwrite: bool = False) -> Tensor:
@@ -153,7 +154,8 @@ def _check_mask(mask: Tensor, shape: tuple[int, ...]) -> None:
 
 
 def _check_scale(scale: float | None) -> None:
-    if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
+    if scale is not None and (isinstance(scale, bool) or not (isinstance(scale, (int, float))
+                                                              and 0 < scale < math.inf)):
         raise ValueError(f"scale must be a positive finite number, got {scale!r}")
 
 
@@ -194,7 +196,7 @@ def _fused_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Te
         return F.scaled_dot_product_attention(q, k, v)  # (B, H, Tq, hd)
     has_key = mask.any(dim=-1, keepdim=True)  # (..., Tq, 1)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask | ~has_key)  # (B, H, Tq, hd)
-    return out.masked_fill(~has_key, 0.0)
+    return out.masked_fill(~has_key, 0.0)  # (B, H, Tq, hd)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -260,17 +262,20 @@ def padding_mask(lengths: Tensor | list[int], max_len: int | None = None,
     """Key-padding mask (B, 1, 1, max_len): sequence b has lengths[b] real tokens, then padding.
 
     Broadcasts against scores of shape (B, H, Tq, Tk) and combines with the other masks by ``&``.
-    max_len defaults to the longest length. The mask lives on ``device``, by default the device of
-    lengths. A length of 0 leaves nothing to attend to: those rows get zero output.
+    max_len defaults to the longest length (1 when every length is 0). The mask lives on
+    ``device``, by default the device of lengths. A length of 0 leaves nothing to attend to: those
+    rows get zero output.
     """
     lengths = torch.as_tensor(lengths, device=device)
+    if lengths.numel() == 0:
+        raise ValueError(f"lengths must be non-empty, got {lengths.tolist()}")
     if lengths.ndim != 1 or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
         raise ValueError(f"lengths must be a 1-D integer tensor or list, got dtype {lengths.dtype} "
                          f"and shape {tuple(lengths.shape)}")
-    if lengths.numel() == 0 or bool((lengths < 0).any()):
-        raise ValueError(f"lengths must be non-empty and >= 0, got {lengths.tolist()}")
+    if bool((lengths < 0).any()):
+        raise ValueError(f"lengths must be >= 0, got {lengths.tolist()}")
     longest = int(lengths.max())
-    max_len = longest if max_len is None else max_len
+    max_len = max(longest, 1) if max_len is None else max_len  # all lengths 0: one masked column
     _check_positive_int(max_len, "max_len")
     if longest > max_len:
         raise ValueError(f"max_len must be >= every length, got max_len={max_len} and a length "

@@ -52,33 +52,28 @@ from typing import Iterable, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from course_lib.attention import KVCache
+from course_lib.attention import KVCache, _check_positive_int
 from course_lib.positional import LearnedPositions
 from course_lib.tokenization import BPETokenizer
 from course_lib.transformer import Decoder, Encoder
 
 
-def _positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _check_shape(config: TinyGPTConfig | TinyEncoderConfig) -> None:
     """The checks both configs share: positive sizes, heads dividing the width."""
     for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers"):
-        _positive_int(getattr(config, name), name)
+        _check_positive_int(getattr(config, name), name)
     if config.d_ff is not None:
-        _positive_int(config.d_ff, "d_ff")
+        _check_positive_int(config.d_ff, "d_ff")
     if config.d_model % config.n_heads:
         raise ValueError(f"d_model must be divisible by n_heads, got d_model={config.d_model}, "
                          f"n_heads={config.n_heads}")
 
 
 def _check_token_ids(ids: object, vocab_size: int, context_length: int, past: int | None = None) -> None:
-    """ids must be a LongTensor (B, T), 1 <= (past or 0) + T <= context_length, values in [0, vocab_size)."""
-    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.dim() != 2 or ids.shape[1] == 0:
+    """ids must be a LongTensor (B, T), B >= 1, 1 <= (past or 0) + T <= context_length, values in [0, vocab_size)."""
+    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.dim() != 2 or 0 in ids.shape:
         shown = f"shape {tuple(ids.shape)}, dtype {ids.dtype}" if isinstance(ids, torch.Tensor) else repr(ids)
-        raise ValueError(f"ids must be a LongTensor of shape (B, T) with T >= 1, got {shown}")
+        raise ValueError(f"ids must be a LongTensor of shape (B, T) with B, T >= 1, got {shown}")
     if (past or 0) + ids.shape[1] > context_length:
         after = "" if past is None else f" after {past} cached ones"
         raise ValueError(f"ids has {ids.shape[1]} positions{after}, more than the context_length {context_length}")
@@ -157,6 +152,9 @@ class TinyGPT(nn.Module):
         their keys and values are appended and the result equals the matching rows of one
         teacher-forced pass over the whole sequence.
         """
+        if caches is not None and (not isinstance(caches, list) or len(caches) != self.config.n_layers):
+            raise ValueError(f"caches must be a list of one KVCache per layer ({self.config.n_layers}), "
+                             f"got {caches!r:.80}")
         past = 0 if caches is None else len(caches[0])
         _check_token_ids(ids, self.vocab_size, self.context_length, past)
         B, T = ids.shape
@@ -193,6 +191,9 @@ class NextTokenLogits:
     beam search, whose beams may be reordered and duplicated), the caches' rows are gathered to
     follow each sequence's parent and only the newest token is fed through the model. Any other call
     starts over with a full pass. With ``kv_cache=False`` every call re-encodes the whole prefix.
+    The caches hold keys and values computed with the weights of the time: after any update of the
+    model's weights (a training step), make a fresh ``model.as_next_logits()``, or a call that
+    extends the previous one mixes old keys with new weights.
     ``vocab_size`` and ``context_length`` let the decoders check prompts before decoding.
     """
 

@@ -135,15 +135,20 @@ def alibi_slopes(n_heads: int) -> Tensor:
     return torch.tensor(slopes, dtype=torch.float32)
 
 
-def alibi_bias(n_heads: int, n_positions: int, device: torch.device | str | None = None) -> Tensor:
+def alibi_bias(n_heads: int, n_positions: int, device: torch.device | str | None = None,
+               dtype: torch.dtype = torch.float32) -> Tensor:
     """ALiBi bias (n_heads, n_positions, n_positions): ``bias[h, i, j] = -m_h * |i - j|``.
 
     Added to the scaled scores of a causal model this is the paper's bias on every allowed key
     (j <= i) and the future keys are masked anyway; for a bidirectional encoder it is the symmetric
-    extension. Pass it as ``scaled_dot_product_attention(..., bias=alibi_bias(...))``.
+    extension. Pass it as ``scaled_dot_product_attention(..., bias=alibi_bias(...))``, with
+    ``dtype=q.dtype`` when q, k and v are half precision (a float32 bias would promote the scores
+    to float32, and their product with half-precision values fails). Computed in float32, then cast.
     """
     _check_positive_int(n_positions, "n_positions")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     m = alibi_slopes(n_heads).to(device)  # (H,)
     p = torch.arange(n_positions, device=device, dtype=torch.float32)  # (T,)
     distance = (p[:, None] - p[None, :]).abs()  # (T, T)
-    return -m[:, None, None] * distance  # (H, T, T)
+    return (-m[:, None, None] * distance).to(dtype)  # (H, T, T)

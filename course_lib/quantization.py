@@ -34,7 +34,9 @@ def quantize_absmax(weights: Tensor, bits: int, dim: int = -1) -> tuple[Tensor, 
     Returns ``(q, scale)``: q holds integers in ``[-L, L]``, ``L = 2**(bits - 1) - 1`` (int8 for
     bits <= 8, int16 above), same shape as weights; scale has size 1 along ``dim`` and is the step
     between two levels, so ``q * scale`` approximates weights. The largest |weight| of each slice
-    becomes exactly +-L. An all-zero slice gets scale 1 and quantizes to zeros.
+    becomes exactly +-L. An all-zero slice gets scale 1 and quantizes to zeros. float16 and
+    bfloat16 weights are quantized in float32 (their own precision cannot hold 16-bit levels or
+    tiny scales), so their scale is float32; `fake_quantize` casts the result back.
     """
     levels = _check_bits(bits)
     if not isinstance(weights, Tensor) or not weights.is_floating_point() or weights.ndim == 0:
@@ -43,16 +45,17 @@ def quantize_absmax(weights: Tensor, bits: int, dim: int = -1) -> tuple[Tensor, 
         raise ValueError(f"weights must be a floating-point tensor with at least one dimension, got {got}")
     if not bool(torch.isfinite(weights).all()):
         raise ValueError("weights must be finite, got NaN or inf")
-    scale = weights.abs().amax(dim=dim, keepdim=True) / levels  # (..., 1, ...) one step per slice
+    w = weights.to(torch.promote_types(weights.dtype, torch.float32))  # half precision -> float32
+    scale = w.abs().amax(dim=dim, keepdim=True) / levels  # (..., 1, ...) one step per slice
     scale = scale.masked_fill(scale == 0, 1.0)  # an all-zero slice: any scale gives zeros
     dtype = torch.int8 if bits <= 8 else torch.int16
-    q = torch.round(weights / scale).clamp_(-levels, levels).to(dtype)  # same shape as weights
+    q = torch.round(w / scale).clamp_(-levels, levels).to(dtype)  # same shape as weights
     return q, scale
 
 
 def dequantize(q: Tensor, scale: Tensor) -> Tensor:
     """The real-valued weights that integers ``q`` and their ``scale`` stand for: ``q * scale``."""
-    return q.to(scale.dtype) * scale
+    return q.to(scale.dtype) * scale  # q's shape, scale's dtype
 
 
 def fake_quantize(weights: Tensor, bits: int, dim: int = -1) -> Tensor:

@@ -44,17 +44,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from course_lib.attention import softmax
+from course_lib.attention import _check_positive_int as _positive_int  # the one positive-int check
+from course_lib.attention import padding_mask, softmax
 from course_lib.training import optimizer_step
 from course_lib.world import World
 
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
-
-
-def _positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 # --- the task --------------------------------------------------------------------------------------
@@ -88,6 +84,8 @@ class ReversalTask:
     words: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        if not isinstance(self.words, tuple) or not all(isinstance(w, str) for w in self.words):
+            raise ValueError(f"words must be a tuple of str, got {self.words!r:.80}")
         if not self.words or len(set(self.words)) != len(self.words):
             raise ValueError(f"words must be a non-empty tuple of distinct words, got {self.words!r}")
 
@@ -129,6 +127,9 @@ class ReversalTask:
         if not sources or any(len(s) == 0 for s in sources):
             raise ValueError("sources must be a non-empty list of non-empty id lists")
         ids = [i for s in sources for i in s]
+        not_ints = [i for i in ids if isinstance(i, bool) or not isinstance(i, int)]
+        if not_ints:
+            raise ValueError(f"sources must hold int ids, got {not_ints[:3]}")
         if min(ids) < len(SPECIALS) or max(ids) >= self.vocab_size:
             raise ValueError(f"source ids must be word ids in [{len(SPECIALS)}, {self.vocab_size}), "
                              f"got values in [{min(ids)}, {max(ids)}]")
@@ -163,7 +164,7 @@ class ReversalTask:
 
 def _valid(lengths: Tensor, width: int) -> Tensor:
     """(B, width) True at the positions before each row's length."""
-    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
+    return padding_mask(lengths, width)[:, 0, 0]  # (B, width)
 
 
 def _reversal_batch(src: Tensor, lengths: Tensor) -> Batch:
@@ -329,10 +330,10 @@ class AttentionGRUDecoder(nn.Module):
         projected = self.attention.project_keys(encoded.states)  # (B, S, A), once per source
         all_logits, all_weights = [], []
         for t in range(tgt_in.shape[1]):
-            logits, state, weights = self.step(tgt_in[:, t], state, encoded, projected)
+            logits, state, weights = self.step(tgt_in[:, t], state, encoded, projected)  # (B, V), (B, H), (B, S)
             all_logits.append(logits)
             all_weights.append(weights)
-        return torch.stack(all_logits, dim=1), state, torch.stack(all_weights, dim=1)
+        return torch.stack(all_logits, dim=1), state, torch.stack(all_weights, dim=1)  # (B, T, V), (B, H), (B, T, S)
 
 
 @dataclass(frozen=True)
@@ -388,8 +389,9 @@ class Seq2Seq(nn.Module):
         state, token = encoded.final, torch.full_like(src_lengths, BOS)  # (B, H), (B,)
         done = torch.zeros_like(src_lengths, dtype=torch.bool)  # (B,)
         tokens, weights = [], []
+        keys = (self.decoder.attention.project_keys(encoded.states),) if self.config.attention else ()  # (B, S, A)
         for _ in range(max_length):
-            logits, state, alpha = self.decoder.step(token, state, encoded)  # (B, V), (B, H), (B, S)
+            logits, state, alpha = self.decoder.step(token, state, encoded, *keys)  # (B, V), (B, H), (B, S)
             token = logits.argmax(dim=-1).masked_fill(done, PAD)  # (B,) PAD after a row's EOS
             tokens.append(token)
             if alpha is not None:
@@ -438,6 +440,8 @@ def accuracy_by_length(model: Seq2Seq, task: ReversalTask, lengths: Sequence[int
     """For each length, the fraction of ``n`` random sources (seeded) that greedy decoding gets exactly right."""
     if not lengths:
         raise ValueError("lengths must not be empty")
+    for length in lengths:
+        _positive_int(length, "lengths")
     device = next(model.parameters()).device
     accuracy = {}
     for length in lengths:
@@ -461,7 +465,12 @@ def fit(model: Seq2Seq, task: ReversalTask, steps: int, batch_size: int, min_len
     if model.config.vocab_size != task.vocab_size:
         raise ValueError(f"model.config.vocab_size must equal task.vocab_size={task.vocab_size}, "
                          f"got {model.config.vocab_size}")
-    _positive_int(steps, "steps")
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        _positive_int(value, name)
+    if not callable(learning_rate):
+        raise ValueError(f"learning_rate must be a function of the step, got {learning_rate!r}")
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {generator!r}")
     if not grad_clip > 0:
         raise ValueError(f"grad_clip must be > 0, got {grad_clip!r}")
     device = next(model.parameters()).device

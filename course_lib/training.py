@@ -8,6 +8,8 @@ computed), gradient accumulation, mixed precision and distributed training.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -16,11 +18,16 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: flo
     """Apply one update of ``optimizer`` for the scalar ``loss`` at learning rate ``lr``.
 
     With ``grad_clip``, the global gradient norm of the optimizer's parameters is clipped to it first.
+    A NaN or infinite loss raises instead of writing NaN into every weight.
     """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
         raise ValueError(f"loss must be a scalar tensor, got {loss!r}")
-    if not lr >= 0:  # a schedule may end at exactly 0
-        raise ValueError(f"lr must be >= 0, got {lr!r}")
+    if not bool(torch.isfinite(loss)):
+        raise ValueError(f"loss must be finite, got {loss.item()}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 <= lr < math.inf:
+        raise ValueError(f"lr must be a number in [0, inf), got {lr!r}")  # a schedule may end at 0
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
     for group in optimizer.param_groups:

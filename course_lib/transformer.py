@@ -42,6 +42,7 @@ class MLP(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int | None = None) -> None:
         super().__init__()
+        _check_positive_int(d_model, "d_model")
         d_ff = 4 * d_model if d_ff is None else d_ff
         _check_positive_int(d_ff, "d_ff")
         self.fc_in = nn.Linear(d_model, d_ff)
@@ -153,13 +154,16 @@ class DecoderBlock(nn.Module):
 
 class Encoder(nn.Module):
     """Encoder-only stack (BERT-style): n_layers ``EncoderBlock``s, then a final LayerNorm when the
-    blocks are pre-LN. forward(x (B, T, d_model), mask=None) -> (B, T, d_model)."""
+    blocks are pre-LN. forward(x (B, T, d_model), mask=None) -> (B, T, d_model). n_kv_heads as in
+    ``Decoder``."""
 
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int | None = None,
-                 dropout: float = 0.0, norm_position: str = "pre") -> None:
+                 dropout: float = 0.0, norm_position: str = "pre",
+                 n_kv_heads: int | None = None) -> None:
         super().__init__()
         _check_positive_int(n_layers, "n_layers")
-        self.blocks = nn.ModuleList(EncoderBlock(d_model, n_heads, d_ff, dropout, norm_position)
+        self.blocks = nn.ModuleList(EncoderBlock(d_model, n_heads, d_ff, dropout, norm_position,
+                                                 n_kv_heads)
                                     for _ in range(n_layers))
         self.final_norm = nn.LayerNorm(d_model) if norm_position == "pre" else nn.Identity()
 
@@ -211,17 +215,18 @@ class EncoderDecoder(nn.Module):
     """Encoder-decoder stack (original Transformer, T5): the decoder cross-attends to the encoder's
     output. forward(src (B, S, d_model), tgt (B, T, d_model), src_mask=None, tgt_mask=None)
     -> (B, T, d_model). src_mask (e.g. ``padding_mask``) masks the source keys both in the
-    encoder's self-attention and in the decoder's cross-attention.
+    encoder's self-attention and in the decoder's cross-attention. n_kv_heads (grouped-query
+    attention) applies to every attention layer of both stacks.
     """
 
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int | None = None,
                  dropout: float = 0.0, norm_position: str = "pre",
-                 n_decoder_layers: int | None = None) -> None:
+                 n_decoder_layers: int | None = None, n_kv_heads: int | None = None) -> None:
         super().__init__()
         n_decoder_layers = n_layers if n_decoder_layers is None else n_decoder_layers
-        self.encoder = Encoder(n_layers, d_model, n_heads, d_ff, dropout, norm_position)
+        self.encoder = Encoder(n_layers, d_model, n_heads, d_ff, dropout, norm_position, n_kv_heads)
         self.decoder = Decoder(n_decoder_layers, d_model, n_heads, d_ff, dropout, norm_position,
-                               cross_attention=True)
+                               cross_attention=True, n_kv_heads=n_kv_heads)
 
     def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
         """(B, S, d_model) -> memory (B, S, d_model)."""

@@ -71,6 +71,7 @@ import safetensors.torch
 import torch
 from tqdm.auto import tqdm
 
+from course_lib.attention import _check_positive_int
 from course_lib.datasets import (DATA_DIR, SPLITS, WORLD_FILE, load_corpus, load_generator, load_world,
                                  optimal_loss, sha256)
 from course_lib.losses import IGNORE_INDEX, cross_entropy
@@ -92,15 +93,16 @@ def _check_training_config(config: TrainConfig | Seq2SeqTrainConfig | EncoderTra
     if not isinstance(config.name, str) or not config.name.isidentifier():
         raise ValueError(f"name must be an identifier-like string, got {config.name!r}")
     for field in positive:
-        value = getattr(config, field)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{field} must be a positive int, got {value!r}")
-    if not 0 <= config.warmup_steps < config.steps:
+        _check_positive_int(getattr(config, field), field)
+    if (isinstance(config.warmup_steps, bool) or not isinstance(config.warmup_steps, int)
+            or not 0 <= config.warmup_steps < config.steps):
         raise ValueError(f"warmup_steps must be in [0, steps={config.steps}), got {config.warmup_steps!r}")
     if not config.learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0, got {config.learning_rate!r}")
     if not 0 <= config.final_lr_ratio <= 1:
         raise ValueError(f"final_lr_ratio must be in [0, 1], got {config.final_lr_ratio!r}")
+    if not getattr(config, "weight_decay", 0.0) >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {config.weight_decay!r}")
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_training_config(self, ("tokenizer_vocab_size", "batch_size", "steps", "threads"))
+        self.model_config(self.tokenizer_vocab_size)  # the model's own checks, before any training
 
     def model_config(self, vocab_size: int) -> TinyGPTConfig:
         """The TinyGPT shape for a tokenizer of ``vocab_size`` ids."""
@@ -182,8 +185,9 @@ def document_nats(model: TinyGPT, tokenizer: BPETokenizer, documents: Sequence[s
     The model reads ``"\\n" + document`` and is scored on every following token, the closing
     newline included (`encode_document`).
     """
-    if not documents:
-        raise ValueError("documents must not be empty")
+    if isinstance(documents, str) or not documents:
+        raise ValueError(f"documents must be a non-empty sequence of str, got {documents!r:.80}")
+    _check_positive_int(batch_size, "batch_size")
     device = next(model.parameters()).device
     totals = []
     for first in range(0, len(documents), batch_size):
@@ -220,7 +224,12 @@ def _deterministic(threads: int) -> Iterator[None]:
 
 
 def learning_rate(step: int, config: TrainConfig | Seq2SeqTrainConfig | EncoderTrainConfig) -> float:
-    """Linear warm-up to ``learning_rate``, then cosine decay to ``final_lr_ratio * learning_rate``."""
+    """Linear warm-up to ``learning_rate``, then cosine decay to ``final_lr_ratio * learning_rate``.
+
+    ``step`` counts from 0 and must be below ``config.steps`` (past it the cosine would rise again).
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < config.steps:
+        raise ValueError(f"step must be an int in [0, steps={config.steps}), got {step!r}")
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
     progress = (step - config.warmup_steps) / max(1, config.steps - 1 - config.warmup_steps)
@@ -433,9 +442,9 @@ def save_seq2seq(model: Seq2Seq, task: ReversalTask, config: Seq2SeqTrainConfig,
 def load_seq2seq(name: str = "seq2seq_gru_attention", zoo_dir: Path = ZOO_DIR,
                  device: torch.device | str | None = None) -> tuple[Seq2Seq, ReversalTask]:
     """Load encoder-decoder ``name`` (safetensors: no pickle) in eval mode, with its task."""
-    if name not in SEQ2SEQ_ZOO:
-        raise ValueError(f"name must be one of {sorted(SEQ2SEQ_ZOO)}, got {name!r}")
     card = load_card(name, zoo_dir)
+    if "task" not in card:
+        raise ValueError(f"name must be a seq2seq model in {zoo_dir} (its card lists the task), got {name!r}")
     model = _read_weights(Seq2Seq(Seq2SeqConfig(**card["model"])), name, zoo_dir, device)
     return model, ReversalTask(tuple(card["task"]["words"]))
 
@@ -477,6 +486,7 @@ class EncoderTrainConfig:
             raise ValueError(f"mask_prob must be a float in (0, 1), got {self.mask_prob!r}")
         if isinstance(self.max_sentences, bool) or not isinstance(self.max_sentences, int) or self.max_sentences < 2:
             raise ValueError(f"max_sentences must be an int >= 2, got {self.max_sentences!r}")
+        self.model_config(self.tokenizer_vocab_size + len(SPECIAL_TOKENS))  # the model's own checks
 
     def model_config(self, vocab_size: int) -> TinyEncoderConfig:
         """The TinyEncoder shape for an `EncoderTokenizer` of ``vocab_size`` ids (the last one, [PAD], masked)."""
@@ -536,7 +546,7 @@ def pack_pairs(tokenizer: EncoderTokenizer, pairs: Sequence[SegmentPair], contex
     for row, (pair_ids, pair_segments) in enumerate(packed):
         ids[row, :len(pair_ids)] = torch.tensor(pair_ids)
         segments[row, :len(pair_segments)] = torch.tensor(pair_segments)
-    return PairBatch(ids, segments, torch.tensor([p.label for p in pairs]))
+    return PairBatch(ids, segments, torch.tensor([p.label for p in pairs]))  # labels (N,)
 
 
 def _segment(tokenizer: EncoderTokenizer, sentences: Sequence[str | Sequence[int]]) -> list[int]:
@@ -722,9 +732,9 @@ def save_tiny_encoder(model: TinyEncoder, tokenizer: EncoderTokenizer, config: E
 def load_tiny_encoder(name: str = "tiny_encoder", zoo_dir: Path = ZOO_DIR,
                       device: torch.device | str | None = None) -> tuple[TinyEncoder, EncoderTokenizer]:
     """Load encoder ``name`` (safetensors: no pickle) in eval mode, with its tokenizer."""
-    if name not in ENCODER_ZOO:
-        raise ValueError(f"name must be one of {sorted(ENCODER_ZOO)}, got {name!r}")
     card = load_card(name, zoo_dir)
+    if "special_tokens" not in card:
+        raise ValueError(f"name must be a tiny encoder in {zoo_dir} (its card lists special tokens), got {name!r}")
     paths = checkpoint_paths(name, zoo_dir)
     tokenizer = EncoderTokenizer(BPETokenizer.load(paths["tokenizer"]))
     if card["special_tokens"] != dict(zip(SPECIAL_TOKENS, tokenizer.special_ids)):

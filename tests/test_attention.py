@@ -112,6 +112,10 @@ def test_softmax_overwrite_reuses_the_input_only_without_gradient() -> None:
     before = y.detach().clone()
     softmax(y, overwrite=True).sum().backward()  # with a gradient to track, nothing is overwritten
     assert torch.equal(y.detach(), before) and y.grad is not None
+    row = randn(3)
+    expanded = row.expand(4, 3)  # (4, 3) whose rows share one row's memory
+    s = softmax(expanded, overwrite=True)  # cannot be written in place: computed out of place
+    torch.testing.assert_close(s, torch.softmax(row, dim=-1).expand(4, 3))
 
 
 def test_all_minus_inf_row_has_finite_gradient() -> None:
@@ -222,6 +226,8 @@ def test_sdpa_bad_inputs() -> None:
         scaled_dot_product_attention(randn(8), k, v)
     with pytest.raises(ValueError, match="scale must be a positive"):
         scaled_dot_product_attention(q, k, v, scale=0.0)
+    with pytest.raises(ValueError, match="scale must be a positive finite number, got True"):
+        scaled_dot_product_attention(q, k, v, scale=True)
     with pytest.raises(ValueError, match="NaN"):
         scaled_dot_product_attention(q.masked_fill(q > 1, math.nan), k, v)
 
@@ -257,6 +263,7 @@ def test_padding_mask() -> None:
     assert mask[:, 0, 0].tolist() == [[True, True, True, False], [True, False, False, False],
                                       [False] * 4]
     assert padding_mask([2, 1]).shape == (2, 1, 1, 2)
+    assert padding_mask([0, 0]).tolist() == [[[[False]]], [[[False]]]]  # nothing to attend to
 
 
 def test_mask_bad_inputs() -> None:
@@ -274,6 +281,8 @@ def test_mask_bad_inputs() -> None:
         padding_mask([2, 5], max_len=4)
     with pytest.raises(ValueError, match="integer"):
         padding_mask(torch.tensor([1.5]))
+    with pytest.raises(ValueError, match=r"lengths must be non-empty, got \[\]"):
+        padding_mask([])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -457,14 +466,15 @@ def test_mha_bad_inputs() -> None:
 # tiled attention
 
 
+@pytest.mark.parametrize("scale", [None, 0.3])
 @pytest.mark.parametrize("causal", [False, True])
-def test_tiled_attention_equals_naive_for_every_block_size(causal: bool) -> None:
+def test_tiled_attention_equals_naive_for_every_block_size(causal: bool, scale: float | None) -> None:
     n = 13
     q, k, v = randn(2, 3, n, 8, seed=1), randn(2, 3, n, 8, seed=2), randn(2, 3, n, 5, seed=3)
     mask = causal_mask(n) if causal else None
-    naive, _ = scaled_dot_product_attention(q * 3, k, v, mask=mask)  # *3: peaked rows
+    naive, _ = scaled_dot_product_attention(q * 3, k, v, mask=mask, scale=scale)  # *3: peaked rows
     for block_size in range(1, n + 3):
-        tiled = tiled_attention(q * 3, k, v, block_size, causal=causal)
+        tiled = tiled_attention(q * 3, k, v, block_size, causal=causal, scale=scale)
         torch.testing.assert_close(tiled, naive, atol=1e-5, rtol=1e-5)
 
 

@@ -135,6 +135,8 @@ def test_next_token_logits_expose_the_model_limits_to_the_decoders():
     (lambda m: m(torch.tensor([[-1, 3]])), r"ids must be in \[0, 40\)"),
     (lambda m: m(torch.zeros(3, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\)"),
     (lambda m: m(torch.zeros(1, 3)), r"ids must be a LongTensor of shape \(B, T\)"),
+    (lambda m: m(torch.zeros(0, 3, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\) with B, T >= 1"),
+    (lambda m: m(torch.zeros(1, 3, dtype=torch.long), caches=[]), r"caches must be a list of one KVCache per layer \(2\)"),
 ])
 def test_bad_model_input_raises_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
@@ -244,7 +246,7 @@ def test_encoder_initialisation_is_bert_scaled_to_the_width_and_tied_table_count
     (lambda m: m(torch.zeros(1, 25, dtype=torch.long)), "ids has 25 positions, more than the context_length 24"),
     (lambda m: m(torch.tensor([[1, 40]])), r"ids must be in \[0, 40\), got values in \[1, 40\]"),
     (lambda m: m(torch.zeros(3, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\)"),
-    (lambda m: m(torch.zeros(1, 0, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\) with T >= 1"),
+    (lambda m: m(torch.zeros(1, 0, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\) with B, T >= 1"),
     (lambda m: m(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long)),
      r"segment_ids must be a LongTensor of the shape of ids \(1, 3\)"),
     (lambda m: m(torch.zeros(1, 3, dtype=torch.long), torch.full((1, 3), 2)), r"segment_ids must be in \[0, 2\)"),
@@ -312,8 +314,10 @@ def test_attention_maps_are_the_blocks_causal_weights():
     assert maps.shape == (2, 3, 2, 6, 6)
     assert torch.allclose(maps.sum(-1), torch.ones(2, 3, 2, 6))
     assert torch.all(maps.triu(diagonal=1) == 0)  # causal: nothing above the diagonal
-    h = model.token_embedding(ids) + model.positions(torch.arange(6))
-    first = model.decoder.blocks[0].attention_weights(h)
-    assert torch.allclose(maps[:, 0], first)
+    h = model.token_embedding(ids) + model.positions(torch.arange(6))  # (B, T, d)
+    with torch.no_grad():
+        for layer, block in enumerate(model.decoder.blocks):  # each layer from its own input
+            torch.testing.assert_close(maps[:, layer], block.attention_weights(h), rtol=0, atol=1e-6)
+            h = block(h)  # (B, T, d)
     with pytest.raises(ValueError):
         model.attention_maps(torch.full((1, 3), 11))

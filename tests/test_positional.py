@@ -176,8 +176,23 @@ def test_alibi_bias_values_and_use_in_attention() -> None:
     torch.testing.assert_close(weights, expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_alibi_bias_in_half_precision_attention(dtype) -> None:
+    q, k, v = (randn(2, 5, 8, seed=s).to(dtype) for s in (1, 2, 3))  # (H, T, d)
+    bias = alibi_bias(2, 5, dtype=dtype)  # (H, T, T)
+    assert bias.dtype == dtype and torch.equal(bias, alibi_bias(2, 5).to(dtype))
+    out, weights = scaled_dot_product_attention(q, k, v, mask=causal_mask(5), bias=bias)
+    assert out.dtype == weights.dtype == dtype
+    ref_out, ref_weights = scaled_dot_product_attention(q.float(), k.float(), v.float(),
+                                                        mask=causal_mask(5), bias=alibi_bias(2, 5))
+    torch.testing.assert_close(out.float(), ref_out, atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(weights.float(), ref_weights, atol=1e-2, rtol=1e-2)
+
+
 def test_alibi_bad_inputs() -> None:
     with pytest.raises(ValueError, match="n_heads must be a positive int, got 0"):
         alibi_slopes(0)
     with pytest.raises(ValueError, match="n_positions must be a positive int, got 0"):
         alibi_bias(4, 0)
+    with pytest.raises(ValueError, match="dtype must be a floating-point torch.dtype, got torch.int64"):
+        alibi_bias(4, 3, dtype=torch.long)

@@ -59,6 +59,29 @@ def test_fake_quantize_keeps_dtype():
     assert fake_quantize(randn(3, 4).half(), 8).dtype == torch.float16
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("bits", [4, 8, 10, 16])
+def test_half_precision_is_quantized_like_its_float32_values(dtype, bits):
+    w = (randn(16, 64) * 3).to(dtype)  # (16, 64) values exactly representable in dtype
+    q, scale = quantize_absmax(w, bits)
+    q32, scale32 = quantize_absmax(w.float(), bits)  # the reference: the same values in float32
+    levels = 2 ** (bits - 1) - 1
+    assert torch.equal(q, q32) and torch.equal(scale, scale32)
+    assert int(q.abs().max()) == levels and bool((q * w.float() >= 0).all())  # no sign flips
+    assert torch.equal(fake_quantize(w, bits), dequantize(q32, scale32).to(dtype))
+
+
+def test_half_precision_largest_weight_keeps_its_sign_and_tiny_rows_survive():
+    q, _ = quantize_absmax(torch.tensor([[1.0, -0.5, 0.25]]).half(), 16)
+    assert q.tolist() == [[32767, -16384, 8192]]  # not -32768: 32767 is not a float16 value
+    tiny = torch.full((1, 4), 5e-4, dtype=torch.float16)  # 5e-4 / 32767 underflows in float16
+    assert torch.equal(fake_quantize(tiny, 16), tiny)
+    linear = nn.Linear(3, 1, bias=False).half()
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, -0.5, 0.25]]))
+    assert quantized_copy(linear, 16).weight.tolist() == [[1.0, -0.5, 0.25]]
+
+
 def test_quantized_copy_rounds_matrices_only_and_leaves_the_model_alone():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 8), nn.LayerNorm(8))

@@ -151,20 +151,29 @@ def test_teacher_forced_loss_equals_the_mean_of_the_per_step_losses(attention):
 @pytest.mark.parametrize("attention", [False, True])
 def test_greedy_decode_feeds_back_its_argmax_and_pads_after_eos(attention):
     model = small_model(attention, seed=3)
+    with torch.no_grad():
+        model.decoder.out.bias[EOS] += 0.5  # so that the rows write EOS at different steps
     batch = TASK.sample(4, 2, 6, seed=3)
     decoded = model.greedy_decode(batch.src, batch.src_lengths, max_length=9)
+    assert not attention or len({int((row != PAD).sum()) for row in decoded.tokens}) > 1
     assert isinstance(decoded, Decoded) and decoded.tokens.shape[0] == 4 and decoded.tokens.shape[1] <= 9
     for row in range(4):  # greedy decoding of each source alone, step by step
         n = int(batch.src_lengths[row])
         encoded = model.encoder(batch.src[row:row + 1, :n], batch.src_lengths[row:row + 1])
-        state, token, expected = encoded.final, torch.tensor([BOS]), []
+        state, token, expected, alphas = encoded.final, torch.tensor([BOS]), [], []
         with torch.no_grad():
             while len(expected) < 9 and (not expected or expected[-1] != EOS):
-                logits, state, _ = model.decoder.step(token, state, encoded)
+                logits, state, alpha = model.decoder.step(token, state, encoded)
                 token = logits.argmax(-1)
                 expected.append(int(token))
+                alphas.append(alpha)
         got = decoded.tokens[row].tolist()
         assert got[:len(expected)] == expected and all(i == PAD for i in got[len(expected):])
+        if attention:  # each step's weights over the real source, then zeros after the row's EOS
+            weights = decoded.attention[row]  # (L, S)
+            torch.testing.assert_close(weights[:len(expected), :n], torch.cat(alphas))
+            torch.testing.assert_close(weights[:len(expected)].sum(-1), torch.ones(len(expected)))
+            assert not weights[:, n:].any() and not weights[len(expected):].any()
     if attention:
         assert decoded.attention.shape == (4, decoded.tokens.shape[1], batch.src.shape[1])
     else:
@@ -194,7 +203,31 @@ def test_fit_learns_to_reverse_short_sequences():
     assert len(losses) == 60 and not model.training
     assert after < 0.8 * before
     accuracy = accuracy_by_length(model, TASK, [2, 3], n=20, seed=0)
-    assert set(accuracy) == {2, 3} and all(0.0 <= a <= 1.0 for a in accuracy.values())
+    assert set(accuracy) == {2, 3}
+    for length, value in accuracy.items():  # length l is scored on the batch seeded with seed + l
+        assert value == exact_match(model, TASK.sample(20, length, length, seed=length)).sum().item() / 20
+    assert accuracy[2] > 0  # training did reach some exactly right reversals
+
+
+def test_fit_sets_each_steps_learning_rate(monkeypatch):
+    import course_lib.seq2seq as seq2seq
+
+    rates, real_step = [], seq2seq.optimizer_step
+
+    def recording_step(optimizer, loss, lr, grad_clip=None):
+        real_step(optimizer, loss, lr, grad_clip)
+        rates.append(optimizer.param_groups[0]["lr"])  # the rate the update used
+
+    monkeypatch.setattr(seq2seq, "optimizer_step", recording_step)
+    model = small_model(False)
+    fit(model, TASK, steps=3, batch_size=4, min_length=2, max_length=3,
+        learning_rate=lambda step: 1e-3 * (step + 1), generator=torch.Generator().manual_seed(0))
+    assert rates == [1e-3, 2e-3, 3e-3]
+    frozen = small_model(False)
+    before = [p.clone() for p in frozen.parameters()]
+    fit(frozen, TASK, steps=2, batch_size=4, min_length=2, max_length=3,
+        learning_rate=lambda step: 0.0, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(before, frozen.parameters()))  # a rate of 0 changes nothing
 
 
 # --- bad inputs ------------------------------------------------------------------------------------
@@ -230,6 +263,10 @@ def test_bad_task_inputs_raise():
         TASK.sample(0, 2, 3, seed=0)
     with pytest.raises(ValueError, match="seed must be a non-negative int or a torch.Generator, got -1"):
         TASK.sample(4, 2, 3, seed=-1)
+    with pytest.raises(ValueError, match="words must be a tuple of str"):
+        ReversalTask(["a", "b"])
+    with pytest.raises(ValueError, match=r"sources must hold int ids, got \[3.7\]"):
+        TASK.batch([[3.7]])
 
 
 def test_bad_model_inputs_raise():
@@ -263,3 +300,12 @@ def test_bad_model_inputs_raise():
         GRUDecoder(10, 4, 0)
     with pytest.raises(ValueError, match="model.config.vocab_size must equal task.vocab_size=55, got 10"):
         fit(Seq2Seq(Seq2SeqConfig(10)), TASK, 1, 2, 2, 3, lambda step: 1e-3, torch.Generator())
+    fit_model = small_model(False)
+    with pytest.raises(ValueError, match="generator must be a torch.Generator, got 0"):
+        fit(fit_model, TASK, 3, 2, 2, 3, lambda step: 1e-3, 0)  # an int would repeat one batch
+    with pytest.raises(ValueError, match="learning_rate must be a function of the step, got 0.01"):
+        fit(fit_model, TASK, 3, 2, 2, 3, 0.01, torch.Generator())
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        fit(fit_model, TASK, 3, 0, 2, 3, lambda step: 1e-3, torch.Generator())
+    with pytest.raises(ValueError, match="lengths must be a positive int, got 0"):
+        accuracy_by_length(fit_model, TASK, [0], n=2, seed=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -26,6 +28,20 @@ def test_matches_a_hand_written_sgd_update():
         assert torch.allclose(p, p0 - 0.1 * g)
 
 
+def test_two_steps_match_two_hand_written_sgd_updates():
+    """The second step must use only the second loss's gradient: old gradients are cleared."""
+    torch.manual_seed(0)
+    model, inputs = torch.nn.Linear(4, 3), torch.randn(2, 5, 4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    for x, lr in zip(inputs, (0.1, 0.05)):
+        before = [p.detach().clone() for p in model.parameters()]
+        loss = (model(x) ** 2).mean() * 100
+        grads = torch.autograd.grad(loss, list(model.parameters()), retain_graph=True)
+        optimizer_step(optimizer, loss, lr=lr)
+        for p, p0, g in zip(model.parameters(), before, grads):
+            torch.testing.assert_close(p, p0 - lr * g)
+
+
 def test_clipping_bounds_the_global_gradient_norm():
     model, loss = _model_and_loss()
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
@@ -34,7 +50,9 @@ def test_clipping_bounds_the_global_gradient_norm():
     assert norm == pytest.approx(0.5, rel=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, match", [({"lr": -0.1}, "lr must be >= 0"),
+@pytest.mark.parametrize("kwargs, match", [({"lr": -0.1}, r"lr must be a number in \[0, inf\), got -0.1"),
+                                           ({"lr": math.inf}, r"lr must be a number in \[0, inf\), got inf"),
+                                           ({"lr": "0.1"}, r"lr must be a number in \[0, inf\), got '0.1'"),
                                            ({"lr": 0.1, "grad_clip": -1.0}, "grad_clip must be > 0")])
 def test_bad_arguments_are_named(kwargs, match):
     model, loss = _model_and_loss()
@@ -46,3 +64,14 @@ def test_loss_must_be_a_scalar_tensor():
     model, _ = _model_and_loss()
     with pytest.raises(ValueError, match="loss must be a scalar tensor"):
         optimizer_step(torch.optim.SGD(model.parameters(), lr=1.0), torch.ones(2), lr=0.1)
+
+
+def test_a_non_finite_loss_and_a_missing_optimizer_are_refused():
+    model, loss = _model_and_loss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="loss must be finite, got nan"):
+        optimizer_step(optimizer, loss * math.nan, lr=0.1, grad_clip=1.0)
+    assert all(torch.equal(p, p0) for p, p0 in zip(model.parameters(), before))  # no step taken
+    with pytest.raises(ValueError, match="optimizer must be a torch.optim.Optimizer, got NoneType"):
+        optimizer_step(None, loss, lr=0.1)

@@ -194,6 +194,16 @@ def test_encoder_decoder_ignores_padded_source_positions() -> None:
     assert len(model.decoder.blocks) == 1 and len(model.encoder.blocks) == 2
 
 
+def test_encoder_and_encoder_decoder_pass_n_kv_heads_to_every_attention_layer() -> None:
+    torch.manual_seed(9)
+    model = EncoderDecoder(2, D, H, n_kv_heads=1).eval()
+    layers = [b.self_attn for b in model.encoder.blocks]
+    layers += [a for b in model.decoder.blocks for a in (b.self_attn, b.cross_attn)]
+    assert len(layers) == 6 and all(a.n_kv_heads == 1 and a.n_heads == H for a in layers)
+    assert model(randn(2, 5, D, seed=1), randn(2, 3, D, seed=2)).shape == (2, 3, D)
+    assert all(b.self_attn.n_kv_heads == 2 for b in Encoder(1, D, H, n_kv_heads=2).blocks)
+
+
 def test_encoder_stack_shape_and_final_norm() -> None:
     assert isinstance(Encoder(2, D, H).final_norm, nn.LayerNorm)
     assert isinstance(Encoder(2, D, H, norm_position="post").final_norm, nn.Identity)
@@ -216,6 +226,8 @@ def test_bad_inputs() -> None:
         EncoderBlock(D, H, dropout=1.5)
     with pytest.raises(ValueError, match="d_ff must be a positive int, got 0"):
         MLP(D, 0)
+    with pytest.raises(ValueError, match="d_model must be a positive int, got 0"):
+        MLP(0)
     with pytest.raises(ValueError, match="n_layers must be a positive int, got 0"):
         Decoder(0, D, H)
     with pytest.raises(ValueError, match="d_model must be divisible by n_heads"):

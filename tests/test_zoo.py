@@ -15,9 +15,9 @@ import torch
 
 from course_lib.datasets import DATA_DIR, WORLD_FILE, load_corpus, load_generator, load_world, optimal_loss, sha256
 from course_lib.decoding import greedy_decode
-from course_lib.models import TinyEncoder, TinyGPT
+from course_lib.models import EncoderTokenizer, TinyEncoder, TinyGPT
 from course_lib.objectives import make_nsp_pairs
-from course_lib.seq2seq import ReversalTask, accuracy_by_length
+from course_lib.seq2seq import ReversalTask, Seq2Seq, accuracy_by_length
 from course_lib.zoo import (
     SEQ2SEQ_ZOO,
     ZOO,
@@ -30,8 +30,13 @@ from course_lib.zoo import (
     load_card,
     load_seq2seq,
     load_tiny_gpt,
+    main,
+    save_seq2seq,
+    save_tiny_encoder,
+    save_tiny_gpt,
     train_seq2seq,
     train_tiny_gpt,
+    train_tokenizer,
 )
 from course_lib.zoo import (
     ENCODER_ZOO,
@@ -128,6 +133,9 @@ def test_learning_rate_schedule():
     middle = 10 + (99 - 10) / 2
     cosine = 0.5 * (1 + math.cos(math.pi * (int(middle) - 10) / 89))
     assert learning_rate(int(middle), config) == pytest.approx(1e-2 * (0.1 + 0.9 * cosine))
+    for step in (-5, 100, 2.0):
+        with pytest.raises(ValueError, match=rf"step must be an int in \[0, steps=100\), got {step}"):
+            learning_rate(step, config)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -136,6 +144,10 @@ def test_learning_rate_schedule():
     ({"learning_rate": 0.0}, "learning_rate must be > 0, got 0.0"),
     ({"name": "my model"}, "name must be an identifier-like string"),
     ({"final_lr_ratio": 2.0}, r"final_lr_ratio must be in \[0, 1\], got 2.0"),
+    ({"warmup_steps": 2.5}, r"warmup_steps must be in \[0, steps=2000\), got 2.5"),
+    ({"weight_decay": -1.0}, "weight_decay must be >= 0, got -1.0"),
+    ({"d_model": 30}, "d_model must be divisible by n_heads, got d_model=30, n_heads=4"),
+    ({"context_length": 0}, "context_length must be a positive int, got 0"),
 ])
 def test_bad_train_config_raises_a_clear_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -145,6 +157,84 @@ def test_bad_train_config_raises_a_clear_value_error(kwargs, message):
 def test_unknown_model_name_raises_a_clear_value_error():
     with pytest.raises(ValueError, match="name must be a model in"):
         load_tiny_gpt("no_such_model")
+
+
+def test_bad_document_nats_inputs_raise_a_clear_value_error(shipped):
+    model, tokenizer, _ = shipped
+    with pytest.raises(ValueError, match="documents must be a non-empty sequence of str, got 'Rozi.'"):
+        document_nats(model, tokenizer, "Rozi.")
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        document_nats(model, tokenizer, ["Rozi."], batch_size=0)
+
+
+# --- save -> load round trips into a temporary directory, with tiny untrained models ---------------
+
+DOCUMENTS = ["Rozi lives in Pominport.", "Vuna has a pet cat.", "Rozi is a teacher."]
+
+
+def assert_same_weights(loaded: torch.nn.Module, model: torch.nn.Module) -> None:
+    assert not loaded.training and loaded.config == model.config
+    saved = model.state_dict()
+    assert loaded.state_dict().keys() == saved.keys()
+    assert all(torch.equal(value, saved[key]) for key, value in loaded.state_dict().items())
+
+
+def test_tiny_gpt_save_load_round_trip(tmp_path):
+    config = TrainConfig(name="my_gpt", tokenizer_vocab_size=260, context_length=8, d_model=8, n_heads=2,
+                         n_layers=1, warmup_steps=0, steps=1)
+    tokenizer = train_tokenizer(DOCUMENTS, config.tokenizer_vocab_size)
+    assert tokenizer.vocab_size == 260 and tokenizer.decode(tokenizer.encode(DOCUMENTS[0])) == DOCUMENTS[0]
+    torch.manual_seed(0)
+    model = TinyGPT(config.model_config(tokenizer.vocab_size))
+    paths = save_tiny_gpt(model, tokenizer, config, {"ratio": 1.5}, zoo_dir=tmp_path)
+    assert sorted(paths) == ["card", "tokenizer", "weights"] and all(p.parent == tmp_path for p in paths.values())
+    loaded, loaded_tokenizer = load_tiny_gpt("my_gpt", zoo_dir=tmp_path)
+    assert_same_weights(loaded, model)
+    assert loaded.lm_head.weight is loaded.token_embedding.weight  # still tied
+    assert loaded_tokenizer.encode(DOCUMENTS[1]) == tokenizer.encode(DOCUMENTS[1])
+    card = load_card("my_gpt", tmp_path)
+    assert card["metrics"] == {"ratio": 1.5} and card["training"]["name"] == "my_gpt"
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_seq2seq_save_load_round_trip(tmp_path, attention):
+    config = Seq2SeqTrainConfig(name="my_seq2seq", attention=attention, d_embed=4, d_hidden=8)
+    task = ReversalTask(("Rozi", "cat", "red"))
+    torch.manual_seed(0)
+    model = Seq2Seq(config.model_config(task.vocab_size))
+    save_seq2seq(model, task, config, {"accuracy_by_length": {}}, zoo_dir=tmp_path)
+    loaded, loaded_task = load_seq2seq("my_seq2seq", zoo_dir=tmp_path)
+    assert_same_weights(loaded, model)
+    assert loaded_task == task
+    with pytest.raises(ValueError, match="name must be a tiny encoder in .*, got 'my_seq2seq'"):
+        load_tiny_encoder("my_seq2seq", zoo_dir=tmp_path)
+
+
+def test_tiny_encoder_save_load_round_trip(tmp_path):
+    config = EncoderTrainConfig(name="my_encoder", tokenizer_vocab_size=260, context_length=16, d_model=8,
+                                n_heads=2, n_layers=1)
+    tokenizer = EncoderTokenizer(train_tokenizer(DOCUMENTS, config.tokenizer_vocab_size))
+    torch.manual_seed(0)
+    model = TinyEncoder(config.model_config(tokenizer.vocab_size))
+    save_tiny_encoder(model, tokenizer, config, {"nsp_accuracy": 0.5}, zoo_dir=tmp_path)
+    loaded, loaded_tokenizer = load_tiny_encoder("my_encoder", zoo_dir=tmp_path)
+    assert_same_weights(loaded, model)
+    assert loaded.mlm_head.weight is loaded.token_embedding.weight  # still tied
+    assert loaded_tokenizer.special_ids == tokenizer.special_ids
+    assert loaded_tokenizer.encode(DOCUMENTS[2]) == tokenizer.encode(DOCUMENTS[2])
+    with pytest.raises(ValueError, match="name must be a seq2seq model in .*, got 'my_encoder'"):
+        load_seq2seq("my_encoder", zoo_dir=tmp_path)
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "nothing to do: pass --retrain"),
+    (["--name", "tiny_gpt"], "nothing to do: pass --retrain"),
+    (["--retrain", "--name", "no_such_model"], "invalid choice: 'no_such_model'"),
+])
+def test_main_refuses_to_do_nothing_or_an_unknown_model(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -205,7 +295,7 @@ def test_bad_seq2seq_zoo_inputs_raise_a_clear_value_error():
         Seq2SeqTrainConfig(steps=0)
     with pytest.raises(ValueError, match="config must be a Seq2SeqTrainConfig"):
         train_seq2seq(ZOO["tiny_gpt"])
-    with pytest.raises(ValueError, match=r"name must be one of \['seq2seq_gru', 'seq2seq_gru_attention'\]"):
+    with pytest.raises(ValueError, match="name must be a seq2seq model in .*, got 'tiny_gpt'"):
         load_seq2seq("tiny_gpt")
 
 
@@ -323,7 +413,9 @@ def test_split_sentences_undoes_the_generators_joining():
     (lambda: EncoderTrainConfig(max_sentences=1), "max_sentences must be an int >= 2, got 1"),
     (lambda: EncoderTrainConfig(steps=0), "steps must be a positive int, got 0"),
     (lambda: train_tiny_encoder(ZOO["tiny_gpt"]), "config must be an EncoderTrainConfig"),
-    (lambda: load_tiny_encoder("tiny_gpt"), r"name must be one of \['tiny_encoder'\], got 'tiny_gpt'"),
+    (lambda: load_tiny_encoder("tiny_gpt"), "name must be a tiny encoder in .*, got 'tiny_gpt'"),
+    (lambda: EncoderTrainConfig(d_model=30), "d_model must be divisible by n_heads"),
+    (lambda: EncoderTrainConfig(weight_decay=-1.0), "weight_decay must be >= 0, got -1.0"),
     (lambda: fact_fill_accuracy([]), "fills must not be empty"),
 ])
 def test_bad_encoder_zoo_inputs_raise_a_clear_value_error(call, message):
