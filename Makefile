@@ -1,5 +1,5 @@
 # The course's single entry point. `make lab` opens the course, `make test` runs every test.
-# Both create and reuse a local environment in .venv (Python >= 3.10).
+# Both create and reuse a local environment in .venv (Python >= 3.11).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,14 +14,20 @@ PYTEST_ARGS ?=
 setup: $(STAMP)
 
 # CPU-only machines must not pull a multi-GB CUDA build of torch: with no NVIDIA driver, torch comes
-# from pip's own configuration (a local CPU wheel, where the machine has one) or PyTorch's CPU index.
+# from pip's own configuration (a local CPU wheel, where the machine has one) or PyTorch's CPU index;
+# on Linux, where PyPI's torch is the CUDA build, the set-up stops when neither is available.
+# Elsewhere (macOS, Windows) PyPI's torch is the CPU build.
 $(STAMP): pyproject.toml constraints.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is required")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@if command -v nvidia-smi >/dev/null 2>&1 || $(BIN)/python -m pip install --dry-run --no-deps -q "$(TORCH_PIN)+cpu" >/dev/null 2>&1; then \
 		$(BIN)/python -m pip install -q "$(TORCH_PIN)"; \
 	elif curl -fsS --max-time 5 $(TORCH_CPU_INDEX)/ >/dev/null 2>&1; then \
 		$(BIN)/python -m pip install -q "$(TORCH_PIN)" --extra-index-url $(TORCH_CPU_INDEX); \
+	elif [ "$$(uname -s)" = Linux ]; then \
+		echo "No CPU wheel of $(TORCH_PIN) is configured and $(TORCH_CPU_INDEX) cannot be reached:" \
+		     "stopping rather than installing the multi-GB CUDA build from PyPI. Retry online." >&2; \
+		exit 1; \
 	else \
 		$(BIN)/python -m pip install -q "$(TORCH_PIN)"; \
 	fi

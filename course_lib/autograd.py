@@ -82,7 +82,7 @@ class Value:
         out = Value(self.data**exponent, _children=(self,), _op=f"**{exponent:g}")
 
         def _backward() -> None:
-            self.grad += exponent * self.data ** (exponent - 1) * out.grad
+            self.grad += _pow_derivative(self.data, exponent) * out.grad
 
         out._backward = _backward
         return out
@@ -162,9 +162,13 @@ class Value:
     def backward(self) -> None:
         """Fill `.grad` of every node this one depends on with d(self)/d(node).
 
-        Gradients add up: calling `backward` twice on the same graph doubles the leaves' gradients,
-        as in PyTorch. Build the expression again (or reset `.grad`) before a second pass.
+        Gradients add up on the leaves (nodes no operation made): calling `backward` twice on the
+        same graph doubles their gradients, as in PyTorch. The other nodes' `.grad` is reset first,
+        so it holds this pass's gradient only. Reset the leaves' `.grad` to start afresh.
         """
+        for node in topological_order(self):
+            if node._children:
+                node.grad = 0.0
         for _ in self.backward_steps():
             pass
 
@@ -178,6 +182,15 @@ class Value:
         for node in reversed(topological_order(self)):
             node._backward()
             yield node
+
+
+def _pow_derivative(base: float, exponent: Number) -> float:
+    """d(base ** exponent)/d(base); at base 0 it is 0 for exponent 0 and +inf for 0 < exponent < 1."""
+    if exponent == 0:
+        return 0.0
+    if base == 0 and exponent < 1:
+        return math.inf
+    return exponent * base ** (exponent - 1)
 
 
 def _as_value(x: Value | Number) -> Value:

@@ -55,7 +55,9 @@ def check_close(got: Any, expected: Any, name: str = "answer", atol: float = 1e-
         _fail(name, f"expected shape {tuple(exp_a.shape)}, got shape {tuple(got_a.shape)}", hint)
     if not np.issubdtype(got_a.dtype, np.number) and got_a.dtype != bool:
         _fail(name, f"expected numbers, got values of type {got_a.dtype}", hint)
-    got_f, exp_f = got_a.astype(np.float64), exp_a.astype(np.float64)
+    # Complex values are compared as complex numbers, never cast to real (which drops the imaginary part).
+    kind = np.complex128 if np.iscomplexobj(got_a) or np.iscomplexobj(exp_a) else np.float64
+    got_f, exp_f = got_a.astype(kind), exp_a.astype(kind)
     if np.isnan(got_f).any() and not np.isnan(exp_f).any():
         _fail(name, f"got NaN where numbers were expected: {_brief(got)}", hint)
     if not np.allclose(got_f, exp_f, atol=atol, rtol=rtol, equal_nan=True):
@@ -65,20 +67,50 @@ def check_close(got: Any, expected: Any, name: str = "answer", atol: float = 1e-
     _passed(name)
 
 
-def _both_numbers(a: Any, b: Any) -> bool:
-    return all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) for x in (a, b))
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (torch.Tensor, np.ndarray))
+
+
+def _kind(value: Any) -> Any:
+    """What must match besides the value: bools, numbers (int or float alike), else the type."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return "number"
+    return type(value)
+
+
+def _array_kind(array: np.ndarray) -> str:
+    """Dtype kind, with signed and unsigned integers alike: 'b' bool, 'i' integer, 'f' float, ..."""
+    return "i" if array.dtype.kind == "u" else array.dtype.kind
+
+
+def _equal(got: Any, expected: Any) -> bool:
+    """Exact equality, element by element through lists, tuples and dicts; arrays and tensors must
+    also agree in shape and dtype kind."""
+    if _is_array(got) or _is_array(expected):
+        got_a, exp_a = _as_array(got), _as_array(expected)
+        return (got_a.shape == exp_a.shape and _array_kind(got_a) == _array_kind(exp_a)
+                and bool(np.array_equal(got_a, exp_a)))
+    if _kind(got) != _kind(expected):
+        return False
+    if isinstance(got, (list, tuple)):
+        return len(got) == len(expected) and all(_equal(g, e) for g, e in zip(got, expected))
+    if isinstance(got, dict):
+        return got.keys() == expected.keys() and all(_equal(got[k], expected[k]) for k in got)
+    return bool(got == expected)
 
 
 def check_equal(got: Any, expected: Any, name: str = "answer", hint: str | None = None) -> None:
-    """Pass if `got == expected` exactly (ints, strings, lists, tuples, dicts, integer tensors)."""
-    if isinstance(got, (torch.Tensor, np.ndarray)) or isinstance(expected, (torch.Tensor, np.ndarray)):
-        got_a, exp_a = _as_array(got), _as_array(expected)
-        same = got_a.shape == exp_a.shape and bool(np.array_equal(got_a, exp_a))
-        shown_got, shown_exp = _brief(got), _brief(expected)
-    else:
-        same = got == expected and (type(got) is type(expected) or _both_numbers(got, expected))
-        shown_got, shown_exp = repr(got), repr(expected)
-    if not same:
+    """Pass if `got == expected` exactly (ints, strings, lists, tuples, dicts, integer tensors).
+
+    Containers are compared element by element, so a list of tensors works. Types must match, except
+    that ints and floats of equal value count as equal (3 == 3.0, as in Python); a bool never equals
+    an int. Arrays and tensors must agree in shape and dtype kind (bool, integer, float).
+    """
+    if not _equal(got, expected):
+        shown_got, shown_exp = ((_brief(got), _brief(expected)) if _is_array(got) or _is_array(expected)
+                                else (repr(got), repr(expected)))
         _fail(name, f"expected {shown_exp}\n  got      {shown_got}", hint)
     _passed(name)
 
@@ -94,7 +126,18 @@ def check_true(condition: bool, name: str, reason: str, hint: str | None = None)
 
 def check_raises(fn: Callable[[], Any], exception: type[BaseException], name: str = "answer",
                  match: str | None = None, hint: str | None = None) -> None:
-    """Pass if calling `fn()` raises `exception` (whose message contains `match`, if given)."""
+    """Pass if calling `fn()` raises `exception` (whose message contains `match`, if given).
+
+    Pass the function itself (`lambda: f(x)`), not its result. NotImplementedError is never caught:
+    it marks an exercise stub that is not solved yet, so it cannot be the expected exception.
+    """
+    if not callable(fn):
+        raise ValueError(f"fn must be callable (e.g. `lambda: f(x)`), got {fn!r}")
+    if not (isinstance(exception, type) and issubclass(exception, BaseException)):
+        raise ValueError(f"exception must be an exception class, got {exception!r}")
+    if issubclass(exception, NotImplementedError):
+        raise ValueError(f"exception must not be NotImplementedError (it marks an unsolved stub), "
+                         f"got {exception.__name__}")
     try:
         fn()
     except NotImplementedError:

@@ -60,8 +60,8 @@ class DatasheetRow:
         return Path(data_dir) / self.path.removeprefix("data/")
 
     def markdown(self) -> str:
-        """The row as a markdown table line."""
-        return f"| {self.path} | {self.bytes} | {self.sha256} | {self.how} |"
+        """The row as a line of a table with the default columns: path, bytes, sha256, how it was made."""
+        return _table_line(self, list(_HEADER), [""] * len(_HEADER))
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,14 @@ def corpus_text(documents: Sequence[str]) -> str:
 
 
 def write_corpus(data_dir: Path = DATA_DIR) -> list[Path]:
-    """Write world.json and every split's corpus into `data_dir` and record them in its datasheet."""
+    """Write world.json and every split's corpus into `data_dir` and record them in its datasheet.
+
+    The datasheet must already be there with its file table: it is checked before anything is written.
+    """
     data_dir = Path(data_dir)
+    if not (data_dir / DATASHEET).is_file():
+        raise ValueError(f"data_dir must hold a datasheet {DATASHEET} with a file table; {data_dir} has none")
+    read_datasheet(data_dir / DATASHEET)  # a datasheet without a valid file table fails here, not after writing
     world = make_world()
     generator = make_generator(world)
     files = {data_dir / WORLD_FILE: (world.to_json(), f"`{WRITE_COMMAND}`: World.generate(seed={WORLD_SEED})")}
@@ -161,18 +167,16 @@ def read_datasheet(path: Path = DATA_DIR / DATASHEET) -> list[DatasheetRow]:
     columns in another order, backticks around cells, thousands separators in the byte count, and
     paths written without the leading "data/".
     """
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    header = _find_table(lines, path)
-    names = [c.lower() for c in _cells(lines[header])]
-    return [_row(_cells(line), names, number)
-            for number, line in enumerate(_table_body(lines, header), start=header + 3)]
+    return _parse(Path(path).read_text(encoding="utf-8").splitlines(), path)
 
 
 def record_files(files: dict[Path, str], data_dir: Path = DATA_DIR) -> list[DatasheetRow]:
     """Measure `files` (path under `data_dir` -> how it was made) and write their datasheet rows.
 
-    A file's existing row is replaced in place; a new file's row is appended to the table. Every
-    other line of the datasheet is kept as it is.
+    A file's existing row is replaced in place; a new file's row is appended to the table. Cells
+    follow the header's columns in its order; a column other than path, bytes, sha256 and "how it
+    was made" keeps its old cell (blank in a new row). Every other line of the datasheet is kept as
+    it is, and nothing is written unless the new table parses.
     """
     data_dir = Path(data_dir).resolve()
     rows = {}
@@ -182,14 +186,36 @@ def record_files(files: dict[Path, str], data_dir: Path = DATA_DIR) -> list[Data
     datasheet = data_dir / DATASHEET
     lines = datasheet.read_text(encoding="utf-8").splitlines()
     header = _find_table(lines, datasheet)
-    body = _table_body(lines, header)
-    for i, row in enumerate(read_datasheet(datasheet), start=header + 2):
+    names = [c.lower() for c in _cells(lines[header])]
+    for i, row in enumerate(_parse(lines, datasheet), start=header + 2):
         if row.path in rows:
-            lines[i] = rows.pop(row.path).markdown()
-    end = header + 2 + len(body)
-    lines[end:end] = [row.markdown() for row in rows.values()]
+            lines[i] = _table_line(rows.pop(row.path), names, _cells(lines[i]))
+    end = header + 2 + len(_table_body(lines, header))
+    lines[end:end] = [_table_line(row, names, [""] * len(names)) for row in rows.values()]
+    recorded = _parse(lines, datasheet)  # fails before writing if the new table does not parse
     datasheet.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return read_datasheet(datasheet)
+    return recorded
+
+
+def _parse(lines: list[str], path: Path) -> list[DatasheetRow]:
+    """The rows of the file table in the datasheet ``lines`` (read from ``path``)."""
+    header = _find_table(lines, path)
+    names = [c.lower() for c in _cells(lines[header])]
+    return [_row(_cells(line), names, number)
+            for number, line in enumerate(_table_body(lines, header), start=header + 3)]
+
+
+def _table_line(row: DatasheetRow, names: list[str], old_cells: list[str]) -> str:
+    """``row`` as a table line with the header's columns: other columns keep their ``old_cells``."""
+    how = _how_column(names)
+    values = {"path": row.path, "bytes": str(row.bytes), "sha256": row.sha256}
+    cells = [row.how if i == how else values.get(name, old) for i, (name, old) in enumerate(zip(names, old_cells))]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _how_column(names: list[str]) -> int | None:
+    """Index of the "how it was made" column: the first other than path, bytes and sha256."""
+    return next((i for i, name in enumerate(names) if name not in ("path", "bytes", "sha256")), None)
 
 
 def _find_table(lines: list[str], path: Path) -> int:
@@ -223,7 +249,7 @@ def _row(cells: list[str], names: list[str], line_number: int) -> DatasheetRow:
     if len(cells) != len(names):
         raise ValueError(f"datasheet line {line_number} has {len(cells)} cells, the header has {len(names)}")
     by_name = {name: cell.strip("`").strip() for name, cell in zip(names, cells)}
-    how = next((cell for name, cell in zip(names, cells) if name not in ("path", "bytes", "sha256")), "")
+    how = "" if _how_column(names) is None else cells[_how_column(names)]
     size = re.sub(r"[,_ ]", "", by_name["bytes"])
     if not size.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", by_name["sha256"]):
         raise ValueError(f"datasheet line {line_number} needs an integer byte count and a hex sha256, "

@@ -47,9 +47,13 @@ class NextLogits(Protocol):
     def __call__(self, ids: torch.Tensor) -> torch.Tensor: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Hypothesis:
-    """One decoded continuation: its generated token ids (prompt excluded) and how it scored."""
+    """One decoded continuation: its generated token ids (prompt excluded) and how it scored.
+
+    Two hypotheses are equal when their token ids, log-probabilities and scores are; being
+    compared by value, a hypothesis is not hashable.
+    """
 
     token_ids: torch.Tensor  # (L,) generated tokens, the EOS included when the hypothesis ended on it
     log_prob: float  # sum of the generated tokens' log-probabilities
@@ -57,6 +61,14 @@ class Hypothesis:
 
     def __len__(self) -> int:
         return int(self.token_ids.numel())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hypothesis):
+            return NotImplemented
+        return (torch.equal(self.token_ids.cpu(), other.token_ids.cpu())
+                and self.log_prob == other.log_prob and self.score == other.score)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -123,7 +135,12 @@ def _as_single(prompt_ids: object) -> torch.Tensor:
 
 
 def _check_fits_model(next_logits: NextLogits, prompt: torch.Tensor, max_new_tokens: int) -> None:
-    """Check the prompt against the model's ``vocab_size`` and ``context_length``, if it has them."""
+    """Check the prompt against the model's ``vocab_size`` and ``context_length``, if it has them.
+
+    The cap is on the output: prompt and new tokens together must fit in ``context_length``, so
+    that the whole output can be fed to the model again. The model itself sees one token fewer (the
+    last new token is never fed back); a prompt that fills the context gets no new token.
+    """
     vocab_size = getattr(next_logits, "vocab_size", None)
     if vocab_size is not None and int(prompt.max()) >= vocab_size:
         raise ValueError(f"prompt_ids must be token ids < vocab size {vocab_size}, got max {int(prompt.max())}")

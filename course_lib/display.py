@@ -21,7 +21,7 @@ class SourceView:
         except (TypeError, OSError) as error:
             raise ValueError(f"obj must be a Python function, class or module with source, got {obj!r}") from error
         self.name = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
-        self.module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
+        self.module = getattr(obj, "__module__", None) or ""  # a module has none: its title is its name
 
     def __repr__(self) -> str:
         return self.source.rstrip("\n")
@@ -46,12 +46,14 @@ class Table:
     """A small table that renders as HTML in Jupyter and as aligned text elsewhere (and in nbval)."""
 
     def __init__(self, rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
+        if isinstance(header, str):
+            raise ValueError(f"header must be a sequence of column names, not a string, got {header!r}")
         rows = [list(row) for row in rows]
         for i, row in enumerate(rows):
             if len(row) != len(header):
                 raise ValueError(f"rows[{i}] has {len(row)} cells, header has {len(header)}")
         self.rows = rows
-        self.header = list(header)
+        self.header = [str(name) for name in header]
 
     def _cells(self) -> list[list[str]]:
         return [[str(cell) for cell in row] for row in self.rows]

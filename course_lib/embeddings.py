@@ -108,9 +108,14 @@ def cooccurrence_counts(sequences: Sequence[torch.Tensor], vocab_size: int, wind
         raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(f"window must be a positive int, got {window!r}")
+    if isinstance(sequences, (torch.Tensor, str)):
+        raise ValueError(f"sequences must be a sequence of 1-D LongTensors (wrap a single one in a list), "
+                         f"got {type(sequences).__name__}")
     counts = torch.zeros(vocab_size, vocab_size, dtype=torch.float64)  # (V, V)
-    for ids in sequences:
-        ids = _check_ids(ids, vocab_size, "sequences")
+    for i, ids in enumerate(sequences):
+        ids = _check_ids(ids, vocab_size, f"sequences[{i}]")
+        if ids.dim() != 1:
+            raise ValueError(f"sequences[{i}] must be a 1-D LongTensor, got shape {tuple(ids.shape)}")
         for offset in range(1, min(window, len(ids) - 1) + 1):
             left, right = ids[:-offset], ids[offset:]  # (n - offset,) each
             ones = torch.ones(len(left), dtype=torch.float64)

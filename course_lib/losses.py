@@ -27,10 +27,12 @@ for `cross_entropy` (`distribution_cross_entropy` takes two distributions instea
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 
 from course_lib.attention import log_softmax, softmax
+from course_lib.autograd import _check_float_tensor as _check_floating_point
 
 IGNORE_INDEX = -100
 
@@ -97,6 +99,9 @@ def kl_divergence_log(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return _expected(log_p.exp(), log_p - log_q)
 
 
+_MAX_EXP_ARGUMENT = math.log(sys.float_info.max)  # 709.78...: above it a float's exp overflows
+
+
 def perplexity(loss: float | torch.Tensor) -> float | torch.Tensor:
     """``exp(loss)`` for a mean cross-entropy in nats; a float for a float, a tensor for a tensor.
 
@@ -109,7 +114,7 @@ def perplexity(loss: float | torch.Tensor) -> float | torch.Tensor:
         return loss.exp()
     if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not loss >= 0:
         raise ValueError(f"loss must be a non-negative cross-entropy, got {loss!r}")
-    return math.exp(loss)
+    return math.exp(loss) if loss <= _MAX_EXP_ARGUMENT else math.inf  # inf, as torch gives, not OverflowError
 
 
 def _log_where_positive(x: torch.Tensor) -> torch.Tensor:
@@ -128,10 +133,8 @@ def _sum_tolerance(dtype: torch.dtype) -> float:
 
 
 def _check_float_tensor(x: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    """`course_lib.autograd`'s floating-point check, plus a non-empty last dimension."""
+    _check_floating_point(x, name)
     if x.dim() == 0 or x.shape[-1] == 0:
         raise ValueError(f"{name} must have a non-empty last dimension (the outcomes), got shape {tuple(x.shape)}")
 

@@ -159,9 +159,9 @@ def _special_table(
     """Validate the inputs of `mlm_mask`; returns a (vocab_size,) bool table of special ids."""
     if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
         raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
-    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:
         what = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise ValueError(f"ids must be an integer tensor, got {what}")
+        raise ValueError(f"ids must be a LongTensor (torch.long) of token ids, got {what}")
     if ids.numel() and not (int(ids.min()) >= 0 and int(ids.max()) < vocab_size):
         raise ValueError(f"ids must lie in [0, vocab_size) = [0, {vocab_size}), got values in "
                          f"[{int(ids.min())}, {int(ids.max())}]")

@@ -7,8 +7,6 @@ helpers in `course_lib.widgets` redraw static figures) and any lesson-specific p
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import matplotlib.pyplot as plt
 from cycler import cycler
 
@@ -57,9 +55,3 @@ def subplots(ncols: int = 1, nrows: int = 1, width: float | None = None, height:
     height = height if height is not None else base_h * nrows
     return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=True)
 
-
-def bar_labels(ax, values: Sequence[float], fmt: str = "{:.2f}") -> None:
-    """Write each bar's value above it (bars drawn in order by `ax.bar`)."""
-    for patch, value in zip(ax.patches, values):
-        ax.annotate(fmt.format(value), (patch.get_x() + patch.get_width() / 2, patch.get_height()),
-                    ha="center", va="bottom", fontsize=8)

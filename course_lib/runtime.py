@@ -39,10 +39,17 @@ class RunInfo:
         )
 
 
+MAX_SEED = 2**32 - 1  # NumPy's global generator takes seeds in [0, 2**32 - 1]
+
+
+def _check_seed(seed: int) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an int in [0, 2**32 - 1], got {seed!r}")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's `random`, NumPy's global generator and torch (CPU and all GPUs)."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    _check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -90,10 +97,11 @@ def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> RunI
     Warnings are printed as ``Category: message`` without the machine-specific path.
     Returns a `RunInfo` whose text form is the notebook's version line.
     """
-    seed_everything(seed)
+    _check_seed(seed)  # every argument is checked before anything changes
     threads = default_threads() if threads is None else threads
-    if not isinstance(threads, int) or threads < 1:
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
+    seed_everything(seed)
     torch.set_num_threads(threads)
     warnings.formatwarning = _short_warning
     if style:

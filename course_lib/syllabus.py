@@ -35,11 +35,11 @@ _L = Lesson
 LESSONS: tuple[Lesson, ...] = (
     _L(1, "tokenization", "What is tokenization, and why does it matter for an LLM?", ("tokenization", "datasets")),
     _L(2, "lora_qlora", "What are LoRA and QLoRA?", ("lora", "quantization")),
-    _L(3, "beam_search", "What is beam search, and how does it differ from greedy decoding?", ("decoding", "models")),
-    _L(4, "temperature", "What does the temperature do when an LLM generates text?", ("decoding", "models")),
-    _L(5, "masked_language_modeling", "What is masked language modelling, and what does it give pretraining?", ("objectives", "models")),
-    _L(6, "sequence_to_sequence", "What are sequence-to-sequence models?", ("models", "attention")),
-    _L(7, "autoregressive_vs_masked", "How do autoregressive and masked models differ in training?", ("attention", "models")),
+    _L(3, "beam_search", "What is beam search, and how does it differ from greedy decoding?", ("decoding", "zoo")),
+    _L(4, "temperature", "What does the temperature do when an LLM generates text?", ("decoding", "zoo")),
+    _L(5, "masked_language_modeling", "What is masked language modelling, and what does it give pretraining?", ("objectives", "zoo")),
+    _L(6, "sequence_to_sequence", "What are sequence-to-sequence models?", ("seq2seq", "attention")),
+    _L(7, "autoregressive_vs_masked", "How do autoregressive and masked models differ in training?", ("attention", "objectives")),
     _L(8, "embeddings", "What do embeddings do in an LLM, and how are they initialised?", ("embeddings", "models")),
     _L(9, "next_sentence_prediction", "What is next sentence prediction, and is it useful?", ("objectives",)),
     _L(10, "top_k_top_p", "How do top-k and nucleus (top-p) sampling differ?", ("decoding",)),
@@ -47,7 +47,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(12, "catastrophic_forgetting", "How can catastrophic forgetting be mitigated?", ("continual",)),
     _L(13, "distillation", "What is model distillation, and how is it used for LLMs?", ("distillation",)),
     _L(14, "out_of_vocabulary", "How do LLMs handle out-of-vocabulary words?", ("tokenization",)),
-    _L(15, "transformer_vs_seq2seq", "What did the Transformer fix in recurrent sequence-to-sequence models?", ("costs", "attention", "measure")),
+    _L(15, "transformer_vs_seq2seq", "What did the Transformer fix in recurrent sequence-to-sequence models?", ("costs", "attention", "measure", "models", "decoding", "autograd")),
     _L(16, "overfitting", "What is overfitting, and how is it prevented?", ("training",)),
     _L(17, "generative_vs_discriminative", "What are generative and discriminative models?", ("classifiers",)),
     _L(18, "gpt4_vs_gpt3", "How do GPT-4 and GPT-3 differ, by what is actually disclosed?", ("scaling",)),
@@ -80,7 +80,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(45, "statistical_lms", "How do LLMs differ from statistical n-gram language models?", ("ngram",)),
     _L(46, "context_window", "What is the context window, and what does it cost?", ("costs", "attention")),
     _L(47, "hyperparameters", "What are hyperparameters, and how are they tuned?", ("training",)),
-    _L(48, "attention_mechanisms", "How does attention work in a Transformer, on an example?", ("attention", "models")),
+    _L(48, "attention_mechanisms", "How does attention work in a Transformer, on an example?", ("attention", "zoo")),
     _L(49, "large_language_models", "What is a large language model, and how does it scale?", ("scaling",)),
     _L(50, "llm_challenges", "What are the common challenges of using LLMs?", ("scaling",)),
 )
@@ -105,16 +105,27 @@ def write_readme_table(readme: Path = README) -> None:
     """Replace the table between the README's syllabus markers with the current one."""
     text = readme.read_text(encoding="utf-8")
     if text.count(START) != 1 or text.count(END) != 1:
-        raise ValueError(f"{readme} must contain {START} and {END} once each")
+        raise ValueError(f"readme {readme} must contain {START} and {END} once each")
+    if text.index(START) > text.index(END):
+        raise ValueError(f"readme {readme} has {END} before {START}; the table goes between them")
     head, rest = text.split(START)
     _, tail = rest.split(END)
     readme.write_text(f"{head}{START}\n{markdown_table()}\n{END}{tail}", encoding="utf-8")
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    """Rewrite the README's table, or print it with ``--print``; unknown arguments are an error."""
+    import argparse
 
-    if "--print" in sys.argv[1:]:
+    parser = argparse.ArgumentParser(description="Write the syllabus table into README.md "
+                                                 "(between its syllabus markers).")
+    parser.add_argument("--print", action="store_true", help="print the table instead of writing it")
+    args = parser.parse_args(argv)
+    if args.print:
         print(markdown_table())
     else:
-        write_readme_table()
+        write_readme_table(README)
+
+
+if __name__ == "__main__":
+    main()

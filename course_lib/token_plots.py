@@ -77,10 +77,14 @@ def _check_pieces(pieces: object) -> list[str | bytes]:
     return [_check_piece(piece, position) for position, piece in enumerate(pieces)]
 
 
+def _check_positive_number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
 def _check_fontsize(fontsize: object) -> float:
-    if isinstance(fontsize, bool) or not isinstance(fontsize, (int, float)) or not fontsize > 0:
-        raise ValueError(f"fontsize must be a positive number, got {fontsize!r}")
-    return float(fontsize)
+    return _check_positive_number(fontsize, "fontsize")
 
 
 def token_pieces(tokenizer: Tokenizer, text: str) -> list[str | bytes]:
@@ -140,8 +144,7 @@ def rows_needed(pieces: Sequence[str | bytes], width: float, fontsize: float = 1
     """How many rows `plot_tokens` uses for ``pieces`` on an axes ``width`` inches wide."""
     pieces = _check_pieces(pieces)
     fontsize = _check_fontsize(fontsize)
-    if not width > 0:
-        raise ValueError(f"width must be positive, got {width!r}")
+    width = _check_positive_number(width, "width")
     places = _layout([token_label(p) for p in pieces], width * _POINTS_PER_INCH, fontsize)
     return places[-1][1] + 1 if places else 0
 
@@ -192,9 +195,9 @@ def token_figure(panels: Mapping[str, Sequence[str | bytes]], width: float = 9.0
     if not isinstance(panels, Mapping) or not panels:
         raise ValueError(f"panels must be a non-empty mapping of title -> pieces, got {panels!r}")
     fontsize = _check_fontsize(fontsize)
-    if not width > 0:
-        raise ValueError(f"width must be positive, got {width!r}")
     margin, heading = 0.15, 0.32  # inches: around the figure, and above each panel for its title
+    if _check_positive_number(width, "width") <= 2 * margin:
+        raise ValueError(f"width must be more than the two {margin}-inch margins ({2 * margin} inches), got {width!r}")
     inner = width - 2 * margin
     rows = [max(1, rows_needed(pieces, inner, fontsize)) for pieces in panels.values()]
     heights = [heading + r * _LINE * fontsize / _POINTS_PER_INCH for r in rows]

@@ -353,24 +353,38 @@ class BPETokenizer(Tokenizer):
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
-        """Read a tokenizer written by `save`."""
+        """Read a tokenizer written by `save`.
+
+        The file must name its pattern (``null`` for none) and list distinct merges, each of two ids
+        that exist before it; anything else is a ValueError naming the path.
+        """
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"path is not a JSON file ({error}), got {str(path)!r}") from None
         if not isinstance(data, dict) or data.get("type") != "byte-level BPE" or "merges" not in data:
             raise ValueError(f"path is not a saved BPETokenizer, got {str(path)!r}")
-        tokenizer = cls(data.get("pattern"))
-        merges = []
-        for rank, merge in enumerate(data["merges"]):
-            ok = isinstance(merge, list) and len(merge) == 2 and all(
-                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < _BYTES + rank for i in merge)
-            if not ok:
-                raise ValueError(f"merge {rank} in {str(path)!r} must be two ids below {_BYTES + rank}, "
-                                 f"got {merge!r}")
-            merges.append((merge[0], merge[1]))
-        tokenizer._set_merges(merges)
+        if "pattern" not in data:
+            raise ValueError(f"path must name its pre-tokenization pattern (null for none), got {str(path)!r}")
+        tokenizer = cls(data["pattern"])
+        tokenizer._set_merges(_read_merges(data["merges"], path))
         return tokenizer
+
+
+def _read_merges(merges: object, path: str | Path) -> list[tuple[int, int]]:
+    """The merges of a saved tokenizer, checked: a list of distinct pairs of ids that exist before each."""
+    if not isinstance(merges, list):
+        raise ValueError(f"merges in {str(path)!r} must be a list of [a, b] pairs, got {merges!r}")
+    pairs: dict[tuple[int, int], int] = {}
+    for rank, merge in enumerate(merges):
+        ok = isinstance(merge, list) and len(merge) == 2 and all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < _BYTES + rank for i in merge)
+        if not ok:
+            raise ValueError(f"merge {rank} in {str(path)!r} must be two ids below {_BYTES + rank}, got {merge!r}")
+        if tuple(merge) in pairs:
+            raise ValueError(f"merge {rank} in {str(path)!r} repeats merge {pairs[tuple(merge)]}, got {merge!r}")
+        pairs[merge[0], merge[1]] = rank
+    return list(pairs)
 
 
 def naive_bpe_merges(text: str, n_merges: int, pattern: str | None = GPT2_PATTERN) -> list[tuple[int, int]]:

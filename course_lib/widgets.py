@@ -8,6 +8,8 @@ Left out: saved widget state (the notebooks store none) and layouts beyond one r
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, Callable
 
 import ipywidgets as widgets
@@ -18,6 +20,11 @@ from matplotlib.figure import Figure
 
 def slider(low: float, high: float, step: float, value: float, description: str = "") -> widgets.ValueWidget:
     """An `IntSlider` when all four numbers are ints, else a `FloatSlider`; validated."""
+    for arg, number in (("low", low), ("high", high), ("step", step), ("value", value)):
+        if not isinstance(number, numbers.Real) or isinstance(number, bool) or not math.isfinite(number):
+            raise ValueError(f"{arg} must be a finite number, got {number!r}")
+    if not low < high:
+        raise ValueError(f"low must be < high, got low={low}, high={high}")
     if not low <= value <= high:
         raise ValueError(f"value must lie in [{low}, {high}], got {value}")
     if step <= 0:
@@ -42,15 +49,23 @@ def _as_control(name: str, control: Any) -> widgets.ValueWidget:
 
 
 class Explorer:
-    """The controls and the figure handle returned by `explore` (tests drive it through `set`)."""
+    """Controls and a figure redrawn in place; `explore` builds one, tests drive it through `set`.
 
-    def __init__(self, draw: Callable[..., Figure], controls: dict[str, widgets.ValueWidget]) -> None:
+    `controls` maps each keyword of `draw` to an ipywidgets value widget or a `(low, high, step,
+    value)` tuple, which becomes a slider.
+    """
+
+    def __init__(self, draw: Callable[..., Figure], controls: dict[str, Any]) -> None:
+        if not callable(draw):
+            raise TypeError(f"draw must be callable, got {type(draw).__name__}")
+        if not controls:
+            raise ValueError("controls must name at least one control, got none")
         self.draw = draw
-        self.controls = controls
-        self.box = widgets.HBox(list(controls.values()))
+        self.controls = {name: _as_control(name, control) for name, control in controls.items()}
+        self.box = widgets.HBox(list(self.controls.values()))
         self.figure = self._render()
         self.handle = None
-        for control in controls.values():
+        for control in self.controls.values():
             control.observe(self._redraw, names="value")
 
     @property
@@ -74,7 +89,12 @@ class Explorer:
         for name, value in values.items():
             if name not in self.controls:
                 raise ValueError(f"no control named {name!r}; controls are {list(self.controls)}")
-            self.controls[name].value = value
+            control = self.controls[name]
+            low, high = getattr(control, "min", None), getattr(control, "max", None)
+            if low is not None and high is not None and not low <= value <= high:
+                # a slider would silently clamp it to the nearest end
+                raise ValueError(f"{name} must lie in [{low}, {high}], got {value!r}")
+            control.value = value
 
     def show(self) -> "Explorer":
         display(self.box)
@@ -91,9 +111,4 @@ def explore(draw: Callable[..., Figure], **controls: Any) -> None:
     Returns None, so that a cell ending in `explore(...)` prints nothing more; build an
     `Explorer(draw, controls).show()` to keep a handle.
     """
-    if not callable(draw):
-        raise TypeError(f"draw must be callable, got {type(draw).__name__}")
-    if not controls:
-        raise ValueError("explore needs at least one control")
-    made = {name: _as_control(name, control) for name, control in controls.items()}
-    Explorer(draw, made).show()
+    Explorer(draw, controls).show()

@@ -365,11 +365,12 @@ class DocumentGenerator:
         if not derivation.sentences[0].by_name:
             raise ValueError("the first sentence must name the person (by_name=True)")
         for s in derivation.sentences:
-            if not 0 <= s.template < len(TEMPLATES[s.kind]):
-                raise ValueError(f"template of a {s.kind!r} sentence must be in "
-                                 f"0..{len(TEMPLATES[s.kind]) - 1}, got {s.template}")
+            _check_int(f"template of a {s.kind!r} sentence", s.template, 0, len(TEMPLATES[s.kind]) - 1)
+            if not isinstance(s.by_name, bool):
+                raise ValueError(f"by_name must be a bool, got {s.by_name!r} in {s}")
             if s.kind == VISIT:
-                if s.place not in self.world.cities or not (isinstance(s.day, int) and 1 <= s.day <= self.n_days):
+                day_ok = isinstance(s.day, int) and not isinstance(s.day, bool) and 1 <= s.day <= self.n_days
+                if s.place not in self.world.cities or not day_ok:
                     raise ValueError(f"a visit sentence needs a day in 1..{self.n_days} and a city, got {s}")
             elif s.day is not None or s.place is not None:
                 raise ValueError(f"only a visit sentence has a day and a city, got {s}")
@@ -444,10 +445,14 @@ class DocumentGenerator:
         """Split the first template's sentence of a fact into (prompt, answer).
 
         The answer starts with the space before the article or object, e.g.
-        ``("Rozi works as", " a teacher.")``; prompt + answer is a sentence the generator writes.
+        ``("Rozi works as", " a teacher.")``; prompt + answer is a sentence the generator writes
+        (as the first sentence of a document), so the relation must be one of its ``kinds``.
         """
         if not isinstance(fact, tuple) or len(fact) != 3 or fact[1] not in RELATIONS:
             raise ValueError(f"fact must be a (subject, relation, object) with relation in {RELATIONS}, "
+                             f"got {fact!r}")
+        if fact[1] not in self.kinds:
+            raise ValueError(f"fact must have a relation this generator writes, one of its kinds {self.kinds}, "
                              f"got {fact!r}")
         subject, relation, obj = fact
         person = self.world.person(subject)

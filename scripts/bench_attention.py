@@ -100,14 +100,14 @@ def measure_child(method: str, n: int) -> None:
     start = time.perf_counter()
     out = run()
     seconds = time.perf_counter() - start
-    print(1024 * (_status_kib("VmHWM") - baseline), seconds, out.shape[-2])
+    print(1024 * (_status_kib("VmHWM") - baseline), seconds)
 
 
 def peak_in_subprocess(method: str, n: int) -> tuple[int, float]:
     result = subprocess.run([sys.executable, __file__, "--threads", str(torch.get_num_threads()),
                              "--child", method, str(n)],
                             capture_output=True, text=True, check=True)
-    peak, seconds, _ = result.stdout.split()
+    peak, seconds = result.stdout.split()
     return int(peak), float(seconds)
 
 

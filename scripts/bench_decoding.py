@@ -13,7 +13,7 @@ per variant and the speedups, and checks that the three return the same hypothes
 default: a model this small gains little from a second one and loses a lot when the other core is
 busy.
 
-    python scripts/bench_decoding.py [--new-tokens 64] [--beam-width 4] [--repeats 5] [--threads 1]
+    python scripts/bench_decoding.py [--new-tokens 64] [--beam-width 4] [--repeats 5] [--threads N]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch
 
 from course_lib.decoding import beam_search
 from course_lib.models import TinyGPT
+from course_lib.runtime import default_threads
 from course_lib.zoo import ZOO
 
 NAIVE, BATCHED, CACHED = "naive (per beam, re-encode)", "batched beams, re-encode", "batched beams + KV cache"
@@ -60,8 +61,10 @@ def main() -> None:
     parser.add_argument("--beam-width", type=int, default=4)
     parser.add_argument("--prompt-length", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: $COURSE_TORCH_THREADS, else 1)")
     args = parser.parse_args()
+    args.threads = default_threads() if args.threads is None else args.threads
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     zoo_shape = ZOO["tiny_gpt"].model_config(vocab_size=ZOO["tiny_gpt"].tokenizer_vocab_size)

@@ -122,6 +122,8 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=4096)
     parser.add_argument("--naive-merges", type=int, default=30, help="merges the naive trainer runs")
     args = parser.parse_args()
+    if args.naive_merges < 1:
+        parser.error(f"--naive-merges must be >= 1, got {args.naive_merges}")
 
     corpus = course_corpus(args.chars)
     if corpus is not None:

@@ -2,10 +2,13 @@
 
     python scripts/run_notebooks.py                 # time every notebook (benchmark, writes nothing)
     python scripts/run_notebooks.py --write 21_softmax.ipynb   # execute and save outputs in place
+    python scripts/run_notebooks.py student/21_softmax.ipynb   # time a notebook elsewhere (no --write)
     python scripts/run_notebooks.py --repeat 3      # medians of three runs, as a markdown table
 
-Executed notebooks are saved with clean metadata (kernelspec and language_info only) and no widget
-state, which is what the convention tests ask for. Set COURSE_TORCH_THREADS to change torch threads.
+A bare name is looked up in notebooks/; a path with a folder is taken as given. `--write` only
+writes into notebooks/. Executed notebooks are saved with clean metadata (kernelspec and
+language_info only) and no widget state, which is what the convention tests ask for. Set
+COURSE_TORCH_THREADS to change torch threads.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+from course_lib.syllabus import NOTEBOOKS
+
 KEEP_METADATA = ("kernelspec", "language_info")
 
 
@@ -30,6 +34,12 @@ def clean_metadata(nb: nbformat.NotebookNode) -> None:
     for cell in nb.cells:
         tags = cell.metadata.get("tags")
         cell.metadata = nbformat.from_dict({"tags": tags} if tags else {})
+
+
+def notebook_path(name: str) -> Path:
+    """`name` in notebooks/ when it is a bare file name, else the path as given (made absolute)."""
+    path = Path(name)
+    return NOTEBOOKS / path if path.parent == Path(".") else path.resolve()
 
 
 def execute(path: Path, timeout: int = 600) -> tuple[nbformat.NotebookNode, float]:
@@ -50,10 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1, got {args.repeat}")
-    paths = [NOTEBOOKS / Path(name).name for name in args.notebooks] or sorted(NOTEBOOKS.glob("*.ipynb"))
+    paths = [notebook_path(name) for name in args.notebooks] or sorted(NOTEBOOKS.glob("*.ipynb"))
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         parser.error(f"no such notebook: {', '.join(missing)}")
+    outside = [str(p) for p in paths if p.resolve().parent != NOTEBOOKS]
+    if args.write and outside:
+        parser.error(f"--write only saves notebooks in {NOTEBOOKS}, got {', '.join(outside)}")
     print("| notebook | seconds (median) |\n|---|---:|")
     total = 0.0
     for path in paths:

@@ -148,6 +148,26 @@ def test_backward_twice_accumulates_like_torch():
     assert a.grad == 8.0
 
 
+def test_backward_twice_accumulates_like_torch_through_inner_nodes():
+    a, b = Value(2.0), Value(-1.5)
+    f = ((a * 3) * b + a).tanh() * 4  # depth > 1: inner nodes must not send their old gradient again
+    a_t, b_t = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (2.0, -1.5))
+    f_t = ((a_t * 3) * b_t + a_t).tanh() * 4
+    for _ in range(2):
+        f.backward()
+        f_t.backward(retain_graph=True)
+    assert close(a.grad, a_t.grad.item()) and close(b.grad, b_t.grad.item())
+
+
+def test_pow_derivative_at_a_zero_base_matches_torch():
+    for exponent in (0, 0.5, 1, 2, 3.5):
+        x = Value(0.0)
+        (x**exponent).backward()
+        x_t = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+        (x_t**exponent).backward()
+        assert x.grad == x_t.grad.item(), exponent
+
+
 def test_numbers_and_reflected_operators():
     x = Value(2.0)
     cases = [

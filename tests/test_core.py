@@ -13,19 +13,49 @@ import torch
 from course_lib import checks, display, plotting, runtime, widgets
 
 
+@pytest.fixture(autouse=True)
+def restore_setup_side_effects(monkeypatch):
+    """setup() changes the warning format and the torch thread count for the whole process."""
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _streams() -> tuple:
+    return random.random(), np.random.rand(), torch.rand(3)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
+
+
 def test_setup_makes_random_streams_repeat():
     runtime.setup(seed=3, style=False)
-    first = (random.random(), np.random.rand(), torch.rand(3))
+    first = _streams()
     runtime.setup(seed=3, style=False)
-    second = (random.random(), np.random.rand(), torch.rand(3))
-    assert first[0] == second[0] and first[1] == second[1] and torch.equal(first[2], second[2])
+    assert _same(first, _streams())
+    runtime.setup(seed=4, style=False)
+    fourth = _streams()
+    assert all(a != b for a, b in zip(first[:2], fourth[:2])) and not torch.equal(first[2], fourth[2])
 
 
 def test_setup_fixes_threads_and_reports_a_version_line(monkeypatch):
-    monkeypatch.setenv(runtime.THREADS_ENV, "1")
+    monkeypatch.setenv(runtime.THREADS_ENV, "2")  # not conftest's 1, so setting it must take effect
     info = runtime.setup(seed=0, style=False)
-    assert torch.get_num_threads() == 1 and info.threads == 1
+    assert torch.get_num_threads() == 2 and info.threads == 2
+    assert runtime.setup(seed=0, threads=1, style=False).threads == 1 and torch.get_num_threads() == 1
     assert str(info).startswith("course_lib ") and "| seed 0" in str(info)
+
+
+@pytest.mark.parametrize("threads", [0, True, 1.5])
+def test_bad_threads_are_named_before_anything_changes(threads):
+    runtime.seed_everything(5)
+    with pytest.raises(ValueError, match="threads must be"):
+        runtime.setup(seed=0, threads=threads, style=False)
+    runtime_after = _streams()
+    runtime.seed_everything(5)
+    assert _same(runtime_after, _streams()), "setup reseeded before it rejected threads"
 
 
 @pytest.mark.parametrize("raw", ["0", "-2", "two"])
@@ -35,10 +65,16 @@ def test_bad_thread_environment_is_named(monkeypatch, raw):
         runtime.setup(style=False)
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True, 2**32])
 def test_bad_seed(seed):
     with pytest.raises(ValueError, match="seed must be"):
         runtime.seed_everything(seed)
+    with pytest.raises(ValueError, match="seed must be"):
+        runtime.setup(seed=seed, style=False)
+
+
+def test_largest_seed_is_accepted():
+    runtime.seed_everything(2**32 - 1)
 
 
 def test_device_is_cuda_only_when_available():
@@ -47,6 +83,9 @@ def test_device_is_cuda_only_when_available():
     assert runtime.get_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="prefer"):
         runtime.get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="prefer='cuda'"):
+            runtime.get_device("cuda")
 
 
 def test_warnings_print_without_file_paths():
@@ -59,6 +98,8 @@ def test_show_source_returns_the_real_source_highlighted():
     view = display.show_source(runtime.seed_everything)
     assert repr(view).startswith("def seed_everything(seed: int) -> None:")
     assert "course_lib.runtime.seed_everything" in view._repr_html_()
+    assert "<code>course_lib.display.Table</code>" in display.show_source(display.Table)._repr_html_()
+    assert "<code>course_lib.runtime</code>" in display.show_source(runtime)._repr_html_()
     with pytest.raises(ValueError, match="obj must be"):
         display.show_source(3)
 
@@ -68,6 +109,14 @@ def test_table_aligns_text_and_checks_row_lengths():
     assert text.splitlines() == ["name  value", "----  -----", "   a   1.00", "  bb  10.00"]
     with pytest.raises(ValueError, match=r"rows\[0\]"):
         display.table([["a"]], header=["x", "y"])
+    with pytest.raises(ValueError, match="header must be"):
+        display.table([["x", "y"]], header="ab")
+    assert repr(display.table([[1, 2]], header=["a", 1])).splitlines()[0] == "a  1"
+
+
+def test_table_html_escapes_cells_and_header():
+    html = display.table([["<b>", "a & b"]], header=["x<y", "z"])._repr_html_()
+    assert "<th>x&lt;y</th>" in html and "<td>&lt;b&gt;</td>" in html and "<td>a &amp; b</td>" in html
 
 
 def test_check_close_passes_and_explains_failures(capsys):
@@ -84,11 +133,47 @@ def test_check_close_passes_and_explains_failures(capsys):
         checks.check_close(float("nan"), 1.0)
 
 
+@pytest.mark.parametrize("got, expected", [
+    (1.0 + 2e-5, 1.0),  # just outside atol + rtol * |expected| = 1.1e-5
+    ([[1.0, 2.0]], [1.0, 2.0]),  # same size, other shape
+    ([1.0], 1.0),
+    (1 + 5j, 1.0),  # the imaginary part must not be dropped
+    (torch.tensor([1 + 5j]), [1.0]),
+])
+def test_check_close_fails_near_misses_shapes_and_complex_values(got, expected):
+    with pytest.raises(checks.CheckFailed):
+        checks.check_close(got, expected)
+
+
+def test_check_close_passes_within_default_tolerance_and_on_equal_complex_values():
+    checks.check_close(1.0 + 5e-6, 1.0)
+    checks.check_close(torch.tensor([1 + 5j]), [1 + 5j])
+
+
 def test_check_equal_is_exact():
     checks.check_equal([1, 2], [1, 2])
     checks.check_equal(3, 3.0)
     checks.check_equal(torch.tensor([1, 2]), np.array([1, 2]))
     for got, expected in [([1, 2], (1, 2)), ("a", "b"), (True, 1), (torch.tensor([1, 2]), [1, 2, 3])]:
+        with pytest.raises(checks.CheckFailed, match="expected"):
+            checks.check_equal(got, expected)
+
+
+def test_check_equal_compares_containers_element_by_element():
+    checks.check_equal([torch.tensor([1, 2])], [torch.tensor([1, 2])])
+    checks.check_equal({"a": np.array([1, 2]), "b": [3]}, {"a": torch.tensor([1, 2]), "b": [3]})
+    checks.check_equal([1, (2, 3.0)], [1.0, (2, 3)])  # ints and floats of equal value, as at top level
+    wrong = [
+        ([np.array([1, 2])], [np.array([1, 3])]),
+        ({"a": torch.tensor([1, 2])}, {"a": torch.tensor([1, 3])}),
+        ({"a": 1}, {"b": 1}),
+        ([True, 2], [1, 2]),  # a bool is not an int, nested or not
+        ([1, 2], [1, 2, 3]),
+        ([(1, 2)], [[1, 2]]),
+        (torch.tensor([1.0, 2.0]), torch.tensor([1, 2])),  # dtype kinds differ
+        (torch.tensor([True, False]), torch.tensor([1, 0])),
+    ]
+    for got, expected in wrong:
         with pytest.raises(checks.CheckFailed, match="expected"):
             checks.check_equal(got, expected)
 
@@ -106,6 +191,19 @@ def test_check_true_and_check_raises():
         checks.check_raises(lambda: {}["k"], ValueError)
     with pytest.raises(NotImplementedError):
         checks.check_raises(lambda: (_ for _ in ()).throw(NotImplementedError()), ValueError)
+    with pytest.raises(checks.CheckFailed, match="does not mention 'base 2'"):
+        checks.check_raises(lambda: int("x"), ValueError, match="base 2")
+
+
+@pytest.mark.parametrize("fn, exception, argument", [
+    (3, ValueError, "fn"),  # check_raises(f(x), ...) instead of check_raises(lambda: f(x), ...)
+    (lambda: int("x"), "ValueError", "exception"),
+    (lambda: int("x"), int, "exception"),
+    (lambda: int("x"), NotImplementedError, "exception"),
+])
+def test_check_raises_rejects_bad_arguments_up_front(fn, exception, argument):
+    with pytest.raises(ValueError, match=f"^{argument} must"):
+        checks.check_raises(fn, exception)
 
 
 def _draw(scale: float):
@@ -115,13 +213,34 @@ def _draw(scale: float):
     return fig
 
 
-def test_explorer_redraws_when_a_control_moves():
-    explorer = widgets.Explorer(_draw, {"scale": widgets.slider(0.5, 2.0, 0.5, 1.0, "scale")})
+@pytest.mark.parametrize("control", [widgets.slider(0.5, 2.0, 0.5, 1.0, "scale"), (0.5, 2.0, 0.5, 1.0)])
+def test_explorer_redraws_when_a_control_moves(control):
+    explorer = widgets.Explorer(_draw, {"scale": control})
     assert explorer.figure.axes[0].get_title() == "scale 1.0"
     explorer.set(scale=2.0)
     assert explorer.figure.axes[0].get_title() == "scale 2.0"
     with pytest.raises(ValueError, match="no control named"):
         explorer.set(width=3)
+    with pytest.raises(ValueError, match=r"scale must lie in \[0.5, 2.0\], got 100.0"):
+        explorer.set(scale=100.0)  # a slider would silently clamp it to 2.0
+    assert explorer.values == {"scale": 2.0}
+
+
+def test_explore_shows_the_controls_and_the_first_figure(monkeypatch):
+    shown = []
+    handle = type("Handle", (), {"update": lambda self, figure: shown.append(("update", figure))})()
+
+    def fake_display(obj, display_id=False):
+        shown.append(("display", obj))
+        return handle if display_id else None
+
+    monkeypatch.setattr(widgets, "display", fake_display)
+    assert widgets.explore(_draw, scale=(0.5, 2.0, 0.5, 1.0)) is None
+    (kind_box, box), (kind_fig, figure) = shown
+    assert kind_box == kind_fig == "display" and isinstance(box, widgets.widgets.HBox)
+    assert box.children[0].description == "scale" and figure.axes[0].get_title() == "scale 1.0"
+    box.children[0].value = 1.5  # as a learner moving the slider
+    assert shown[-1][0] == "update" and shown[-1][1].axes[0].get_title() == "scale 1.5"
 
 
 def test_slider_kinds_and_bad_controls():
@@ -133,6 +252,27 @@ def test_slider_kinds_and_bad_controls():
         widgets.explore(_draw, scale=[1, 2])
     with pytest.raises(TypeError, match="draw must return a matplotlib Figure"):
         widgets.Explorer(lambda scale: None, {"scale": widgets.slider(0, 1, 1, 0)})
+
+
+@pytest.mark.parametrize("args, argument", [
+    ((5, 1, 1, 3), "low must be < high"),
+    ((0.0, 1.0, float("nan"), 0.5), "step must be a finite number"),
+    ((0.0, float("inf"), 0.1, 0.5), "high must be a finite number"),
+    ((0, 1, 0, 0), "step must be > 0"),
+    ((0, 1, -0.1, 0), "step must be > 0"),
+])
+def test_slider_rejects_bad_ranges_and_steps(args, argument):
+    with pytest.raises(ValueError, match=argument):
+        widgets.slider(*args)
+
+
+def test_explorer_checks_its_draw_function_and_controls():
+    with pytest.raises(TypeError, match="draw must be callable"):
+        widgets.Explorer(3, {"scale": (0.5, 2.0, 0.5, 1.0)})
+    with pytest.raises(ValueError, match="controls must name at least one control"):
+        widgets.Explorer(lambda: plt.figure(), {})
+    with pytest.raises(ValueError, match="controls must name at least one control"):
+        widgets.explore(lambda: plt.figure())
 
 
 def test_course_style_sets_palette():

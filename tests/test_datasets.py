@@ -9,7 +9,7 @@ import pytest
 
 from course_lib.datasets import (DATA_DIR, DATASHEET, SPLITS, DatasheetRow, corpus_text, load_corpus,
                                  load_generator, load_world, main, make_world, optimal_loss, read_datasheet,
-                                 record_files, sha256, write_corpus)
+                                 record_files, sample_corpus, sha256, write_corpus)
 
 README = (DATA_DIR / DATASHEET).read_text(encoding="utf-8")
 
@@ -109,18 +109,60 @@ def test_read_datasheet_tolerates_other_layouts(tmp_path):
     ]
 
 
+def record_a_and_b(folder: Path, datasheet: str) -> tuple[list[str], list[DatasheetRow]]:
+    """Record a.txt ("new") and b.txt ("added") in a datasheet that starts as ``datasheet``.
+
+    Returns the datasheet's lines afterwards and the rows `record_files` returned.
+    """
+    (folder / "a.txt").write_text("a")
+    (folder / "b.txt").write_text("bb")
+    (folder / "README.md").write_text(datasheet)
+    rows = record_files({folder / "a.txt": "new", folder / "b.txt": "added"}, folder)
+    return (folder / "README.md").read_text().splitlines(), rows
+
+
 def test_record_files_replaces_rows_in_place_and_appends_new_ones(tmp_path):
-    (tmp_path / "a.txt").write_text("a")
-    (tmp_path / "b.txt").write_text("bb")
     before = ("intro\n\n| path | bytes | sha256 | how it was made |\n| --- | ---: | --- | --- |\n"
               f"| data/a.txt | 9 | {SHA} | old |\n| data/other.bin | 5 | {SHA} | someone else's |\n\noutro\n")
-    (tmp_path / "README.md").write_text(before)
-    record_files({tmp_path / "a.txt": "new", tmp_path / "b.txt": "added"}, tmp_path)
-    lines = (tmp_path / "README.md").read_text().splitlines()
+    lines, _ = record_a_and_b(tmp_path, before)
     assert lines[:4] == before.splitlines()[:4] and lines[-2:] == ["", "outro"]
     assert lines[4] == f"| data/a.txt | 1 | {sha256(tmp_path / 'a.txt')} | new |"
     assert lines[5] == f"| data/other.bin | 5 | {SHA} | someone else's |"
     assert lines[6] == f"| data/b.txt | 2 | {sha256(tmp_path / 'b.txt')} | added |"
+
+
+def test_record_files_follows_the_header_of_another_layout(tmp_path):
+    before = ("| sha256 | path | bytes | how | licence |\n|---|---|--:|---|---|\n"
+              f"| `{SHA}` | a.txt | 1,000 | old | MIT |\n\nAfter.\n")
+    lines, rows = record_a_and_b(tmp_path, before)
+    a, b = sha256(tmp_path / "a.txt"), sha256(tmp_path / "b.txt")
+    assert lines == [
+        *before.splitlines()[:2], f"| {a} | data/a.txt | 1 | new | MIT |", f"| {b} | data/b.txt | 2 | added |  |",
+        "", "After."]
+    assert rows == [DatasheetRow("data/a.txt", 1, a, "new"), DatasheetRow("data/b.txt", 2, b, "added")]
+    assert DatasheetRow("data/a.txt", 1, a, "new").markdown() == f"| data/a.txt | 1 | {a} | new |"
+
+
+def test_record_files_writes_nothing_when_the_new_table_would_not_parse(tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    before = f"| path | bytes | sha256 | how |\n|---|---|---|---|\n| data/a.txt | 9 | {SHA} | old |\n"
+    (tmp_path / "README.md").write_text(before)
+    with pytest.raises(ValueError, match="datasheet line 3"):
+        record_files({tmp_path / "a.txt": "a | b"}, tmp_path)  # a "|" in the text adds a cell
+    assert (tmp_path / "README.md").read_text() == before
+
+
+def test_write_corpus_needs_a_datasheet_before_writing_anything(tmp_path):
+    with pytest.raises(ValueError, match="data_dir must hold a datasheet README.md"):
+        write_corpus(tmp_path)
+    (tmp_path / DATASHEET).write_text("no table\n")
+    with pytest.raises(ValueError, match="no table whose header names path, bytes and sha256"):
+        write_corpus(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [DATASHEET]
+
+
+def test_sample_corpus_draws_the_shipped_split():
+    assert sample_corpus("val") == load_corpus("val")
 
 
 # --- bad input --------------------------------------------------------------------------------------

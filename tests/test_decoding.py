@@ -164,6 +164,37 @@ def test_beam_search_matches_the_reference_without_early_stop(seed, vocab, n, k,
             assert tokens(h) == seq
 
 
+@pytest.mark.parametrize("vocab, seed, n, k, alpha", [
+    (5, 185, 5, 2, 0.6),  # the early stop must bound the score at every reachable length, not only the next
+    (4, 676, 4, 2, 0.0),  # an EOS candidate outside the top k of its step must not be kept as finished
+])
+def test_beam_search_matches_the_reference_on_known_hard_cases(vocab, seed, n, k, alpha):
+    lm = random_bigram(vocab, seed)
+    got = beam_search(lm, torch.tensor([0]), k, n, eos_id=vocab - 1, length_penalty=alpha)
+    expected = reference_beam_search(lm, [0], k, n, vocab - 1, alpha)
+    assert [tokens(h) for h in got] == [seq for seq, _ in expected]
+    assert [h.score for h in got] == pytest.approx([score for _, score in expected], abs=1e-12)
+
+
+def test_beam_search_breaks_ties_by_beam_then_token_id_and_prefers_the_shorter():
+    uniform = table(40, {})  # every continuation of a given length has the same score
+    got = beam_search(uniform, torch.tensor([0]), beam_width=4, max_new_tokens=2)
+    assert [tokens(h) for h in got] == [[0, 0], [0, 1], [0, 2], [0, 3]]
+    # With length_penalty=1 the finished [EOS] and the 2-token beams all score log(1/4).
+    small = table(4, {})
+    got = beam_search(small, torch.tensor([0]), beam_width=4, max_new_tokens=2, eos_id=3, length_penalty=1.0)
+    assert [h.score for h in got] == [math.log(0.25)] * 4
+    assert [tokens(h) for h in got] == [[3], [0, 3], [0, 0], [0, 1]]  # finished first, the shorter first of all
+
+
+def test_hypotheses_compare_by_value():
+    a = Hypothesis(torch.tensor([1, 2]), -1.0, -0.5)
+    assert a == Hypothesis(torch.tensor([1, 2]), -1.0, -0.5)
+    assert a != Hypothesis(torch.tensor([1, 3]), -1.0, -0.5)
+    assert a != Hypothesis(torch.tensor([1, 2]), -1.0, -0.25)
+    assert a != "not a hypothesis"
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000), k=st.integers(1, 5), alpha=st.sampled_from([0.0, 1.0]), use_eos=st.booleans())
 def test_scores_are_sums_of_log_probs_and_best_first(seed, k, alpha, use_eos):
@@ -340,6 +371,13 @@ def test_temperature_is_applied_before_top_p():
     assert int((sampling_distribution(logits, 5.0, top_p=0.6) > 0).sum()) == 2
     filtered = sampling_distribution(logits, 5.0, top_k=2, top_p=0.99)
     torch.testing.assert_close(filtered, torch.softmax(torch.tensor([0.2, 0.0, -math.inf], dtype=torch.float64), -1))
+
+
+def test_top_k_is_applied_before_top_p():
+    logits = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64).log()
+    # top-k=2 leaves [4/7, 3/7]: top_p=0.5 then keeps the first alone. The other order would keep two.
+    kept = sampling_distribution(logits, 1.0, top_k=2, top_p=0.5) > 0
+    assert kept.tolist() == [True, False, False, False]
 
 
 @pytest.mark.parametrize("kwargs", [{"temperature": 0.0}, {"top_k": 1}, {"temperature": 0.7, "top_k": 1},

@@ -119,6 +119,9 @@ def test_ppmi_matches_the_definition_and_interchangeable_tokens_get_the_same_emb
     (lambda: nearest_neighbours(random_table(5, 2), torch.zeros(3)), "query must be a row index or a vector"),
     (lambda: cooccurrence_counts([torch.tensor([0, 1])], 2, window=0), "window must be a positive int, got 0"),
     (lambda: cooccurrence_counts([torch.tensor([0, 1])], 0), "vocab_size must be a positive int, got 0"),
+    (lambda: cooccurrence_counts([torch.tensor([[0, 1], [1, 0]])], 2), r"sequences\[0\] must be a 1-D LongTensor"),
+    (lambda: cooccurrence_counts([torch.tensor([0]), torch.tensor([0.0])], 2), r"sequences\[1\] must be a LongTensor"),
+    (lambda: cooccurrence_counts(torch.tensor([0, 1]), 2), "sequences must be a sequence of 1-D LongTensors"),
     (lambda: ppmi_svd_embeddings([torch.tensor([0, 1])], 2, dim=3), r"dim must be an int in \[1, 2\], got 3"),
     (lambda: ppmi_svd_embeddings([torch.tensor([0])], 2, dim=1), "no co-occurring pairs"),
 ])

@@ -37,6 +37,10 @@ def test_lambda_is_sigma_squared_over_n_minus_one_and_sum_is_trace():
     torch.testing.assert_close(result.explained_variance, sigma**2 / 49)
     torch.testing.assert_close(result.explained_variance.sum(), torch.trace(torch.cov(X.T)))
     torch.testing.assert_close(result.explained_variance_ratio.sum(), torch.tensor(1.0, dtype=torch.float64))
+    # A truncated PCA keeps the ratios of the full one: each is a share of the total variance.
+    two = pca(X, 2)
+    torch.testing.assert_close(two.explained_variance_ratio, result.explained_variance_ratio[:2])
+    assert two.explained_variance_ratio.sum() < 1
 
 
 def test_components_orthonormal_sorted_and_mean():

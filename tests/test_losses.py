@@ -180,6 +180,11 @@ def test_perplexity_is_exp_of_cross_entropy():
     assert isinstance(perplexity(1.0), float)
 
 
+def test_perplexity_overflows_to_inf_for_floats_and_tensors_alike():
+    assert perplexity(1000.0) == math.inf == float(perplexity(torch.tensor(1000.0)))
+    assert perplexity(709.0) == math.exp(709.0)
+
+
 @pytest.mark.parametrize(
     ("logits", "targets", "message"),
     [

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOTEBOOKS, REPO, notebook_paths, numbered_notebook_paths, read_notebook
+from conftest import NOTEBOOKS, REPO, load_script, notebook_paths, numbered_notebook_paths, read_notebook
 from course_lib.student_edition import exercises_start, find_exercises
 
 SECTIONS = ["The answer in 30 seconds", "Setup", "Try it", "What the common answer gets wrong",
             "Follow-up questions", "Exercises", "References"]
 IGNORE_MARK = "NBVAL_IGNORE_OUTPUT"
 MAX_IGNORE_MARKS_PER_NOTEBOOK = 1
-MACHINE_PATHS = re.compile(r"(/home/|/root/|/work/|/tmp/|site-packages|[A-Z]:\\\\)")
+# Linux and macOS home and temporary folders, installed packages, Windows drives (C:\Users\...).
+MACHINE_PATHS = re.compile(r"(/home/|/root/|/work/|/tmp/|/Users/|/private/var/|site-packages|[A-Z]:\\)")
 
+KEEP_METADATA = load_script("run_notebooks").KEEP_METADATA
 NUMBERED = numbered_notebook_paths()
 ALL = notebook_paths()
 
@@ -110,10 +112,22 @@ def test_executed_in_order_without_errors(path: Path):
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_clean_metadata(path: Path):
     nb = read_notebook(path)
-    assert set(nb.metadata) <= {"kernelspec", "language_info"}, f"stray metadata: {set(nb.metadata)}"
+    assert set(nb.metadata) <= set(KEEP_METADATA), f"stray metadata: {set(nb.metadata)}"
     assert "widgets" not in nb.metadata
     for cell in nb.cells:
         assert set(cell.metadata) <= {"tags"}, f"stray cell metadata {set(cell.metadata)}"
+
+
+@pytest.mark.parametrize("text, machine", [
+    ("C:\\Users\\ann\\course\\x.py", True),  # one backslash each, as nbformat hands it over
+    ("/Users/ann/course/x.py", True),
+    ("/private/var/folders/x.py", True),
+    ("/home/ann/x.py", True),
+    ("see notebooks/21_softmax.ipynb", False),
+    ("p(A:B) = 0.5", False),
+])
+def test_machine_path_pattern(text: str, machine: bool):
+    assert bool(MACHINE_PATHS.search(text)) is machine
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)

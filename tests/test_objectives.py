@@ -78,6 +78,22 @@ def test_labels_inputs_and_special_positions():
     assert not torch.isin(inputs[replaced], torch.tensor((*SPECIAL, MASK))).any()  # random draws are ordinary
 
 
+def test_random_replacements_are_never_special_even_in_a_tiny_vocabulary():
+    # V=6 with 4 special ids: a draw from the whole vocabulary would be special 2 times in 3.
+    ids = torch.full((10_000,), 4)
+    ids[1::2] = 5
+    inputs, labels = mlm_mask(ids, 6, 3, (0, 1, 2), p=0.5, generator=torch.Generator().manual_seed(13))
+    replaced = (labels != IGNORE_INDEX) & (inputs != 3)
+    assert int(replaced.sum()) > 500
+    assert torch.isin(inputs[replaced], torch.tensor([4, 5])).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+def test_mlm_mask_needs_long_ids(dtype):
+    with pytest.raises(ValueError, match=f"ids must be a LongTensor .* got {dtype}"):
+        mlm_mask(torch.tensor([4, 5, 6], dtype=dtype), V, MASK, SPECIAL)
+
+
 def test_mask_id_counts_as_special_even_if_unlisted():
     ids = torch.full((2000,), MASK)
     ids[::2] = 10
@@ -109,7 +125,7 @@ def test_mlm_loss_counts_only_selected_positions():
         ({"p": 0.0}, r"p must be in \(0, 1\), got 0.0"),
         ({"p": 1.0}, r"p must be in \(0, 1\), got 1.0"),
         ({"p": 1.5}, r"got 1.5"),
-        ({"ids": torch.zeros(3)}, "ids must be an integer tensor, got torch.float32"),
+        ({"ids": torch.zeros(3)}, r"ids must be a LongTensor \(torch.long\) of token ids, got torch.float32"),
         ({"ids": torch.tensor([5, V])}, r"ids must lie in \[0, vocab_size\) = \[0, 500\), got values in \[5, 500\]"),
         ({"mask_id": V}, r"mask_id and special_ids must be ints in \[0, 500\), got 500"),
         ({"special_ids": (0, -1)}, "got -1"),
@@ -159,6 +175,16 @@ def test_nsp_negatives_drawn_uniformly_from_the_other_documents():
         sources = [other for first, other in negatives if first == d]
         assert d not in sources
         assert within_binomial(sources.count((d + 1) % 3), len(sources), 0.5)
+
+
+def test_nsp_negatives_start_at_a_uniform_position():
+    docs = [[f"d{d}s{i}" for i in range(800)] for d in range(3)]
+    pairs = make_nsp_pairs(docs, generator=torch.Generator().manual_seed(6))
+    negatives = [pair for pair in pairs if pair.label == NOT_NEXT]
+    # Where B starts among its len(doc) - len(B) + 1 possible positions, as a fraction in [0, 1].
+    starts = [docs[pair.documents[1]].index(pair.second[0]) / (800 - len(pair.second)) for pair in negatives]
+    assert within_binomial(sum(u < 0.5 for u in starts), len(starts), 0.5)
+    assert min(starts) < 0.05 and max(starts) > 0.95
 
 
 def test_sop_pairs_balanced_same_document_in_order_or_swapped():

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from course_lib.plotting import subplots, use_course_style  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
-from course_lib.token_plots import (BOX_COLOURS, HIGHLIGHT_COLOUR, plot_tokens, rows_needed, token_figure,  # noqa: E402
-                                    token_label, token_pieces)
+from course_lib.token_plots import (BOX_COLOURS, HIGHLIGHT_COLOUR, VISIBLE_WHITESPACE, _drawable,  # noqa: E402
+                                    plot_tokens, rows_needed, token_figure, token_label, token_pieces)
 from course_lib.tokenization import BPETokenizer, WordLevelTokenizer, WordPieceTokenizer  # noqa: E402
 
 TEXT = "The cat sat on the mat. The dog sat on the log. Where is the cat? 猫 ሰላም 😀\n" * 3
@@ -65,8 +65,15 @@ def test_token_label(piece, label):
 
 @settings(max_examples=50, deadline=None)
 @given(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=6))
-def test_label_of_str_and_of_its_bytes_agree(text):
-    assert token_label(text) == token_label(text.encode("utf-8"))
+def test_label_is_the_visible_text_if_drawable_else_its_bytes(text):
+    visible = "".join(VISIBLE_WHITESPACE.get(char, char) for char in text)
+    drawable = all(ord(char) in _drawable() for char in visible)
+    label = token_label(text)
+    if drawable:
+        assert label == visible
+    else:
+        assert label == "⟨" + " ".join(f"{byte:02x}" for byte in text.encode("utf-8")) + "⟩"
+    assert token_label(text.encode("utf-8")) == label
 
 
 def test_label_rejects_bad_pieces():
@@ -158,8 +165,12 @@ def test_plot_tokens_rejects_bad_inputs():
         plot_tokens(ax, ["a"], fontsize=0)
     with pytest.raises(ValueError, match="empty pieces"):
         plot_tokens(ax, ["a", ""])
-    with pytest.raises(ValueError, match="width must be positive"):
+    with pytest.raises(ValueError, match="width must be a positive number, got 0"):
         rows_needed(["a"], width=0)
+    with pytest.raises(ValueError, match="width must be a positive number, got '3'"):
+        rows_needed(["a"], width="3")
+    with pytest.raises(ValueError, match="width must be a positive number, got True"):
+        rows_needed(["a"], width=True)
     plt.close(fig)
 
 
@@ -187,5 +198,7 @@ def test_token_figure_fits_its_panels(bpe):
 def test_token_figure_rejects_bad_inputs():
     with pytest.raises(ValueError, match="non-empty mapping"):
         token_figure({})
-    with pytest.raises(ValueError, match="width must be positive"):
+    with pytest.raises(ValueError, match="width must be a positive number, got -1"):
         token_figure({"a": ["a"]}, width=-1)
+    with pytest.raises(ValueError, match=r"width must be more than the two 0.15-inch margins \(0.3 inches\), got 0.2"):
+        token_figure({"a": ["a"]}, width=0.2)

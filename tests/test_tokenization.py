@@ -253,6 +253,10 @@ def test_save_load_without_merges(tmp_path: Path) -> None:
     ('{"merges": []}', "not a saved BPETokenizer"),
     ('{"type": "byte-level BPE", "pattern": null, "merges": [[97, 256]]}', r"merge 0 .* below 256"),
     ('{"type": "byte-level BPE", "pattern": null, "merges": [[97]]}', "merge 0"),
+    ('{"type": "byte-level BPE", "merges": []}', "path must name its pre-tokenization pattern"),
+    ('{"type": "byte-level BPE", "pattern": null, "merges": 5}', "merges in .* must be a list of"),
+    ('{"type": "byte-level BPE", "pattern": null, "merges": [[97, 98], [99, 100], [97, 98]]}',
+     r"merge 2 in .* repeats merge 0, got \[97, 98\]"),
 ])
 def test_load_rejects_bad_files(tmp_path: Path, content: str, match: str) -> None:
     path = tmp_path / "bad.json"

@@ -281,6 +281,38 @@ def test_bad_objects_raise(default_generator):
         default_generator.render(Derivation(world.names[0], tuple(Sentence(k, 0, False) for k in KINDS[:3])))
     with pytest.raises(ValueError, match="template"):
         default_generator.render(Derivation(world.names[0], tuple(Sentence(k, 2, True) for k in KINDS[:3])))
+    with pytest.raises(ValueError, match="fact must have a relation this generator writes"):
+        DocumentGenerator(world, kinds=("lives_in", "visit"), min_sentences=2, max_sentences=2).fact_prompt(
+            Fact(world.names[0], "works_as", world.person(world.names[0]).value("works_as")))
+
+
+@pytest.mark.parametrize("sentence, message", [
+    (Sentence("visit", 1, True, True, "CITY"), "a visit sentence needs a day"),
+    (Sentence("visit", 1, True, 2.0, "CITY"), "a visit sentence needs a day"),
+    (Sentence("lives_in", 0.5, True), r"template of a 'lives_in' sentence must be an int in 0..\d, got 0.5"),
+    (Sentence("lives_in", True, True), "template of a 'lives_in' sentence must be an int"),
+    (Sentence("lives_in", 0, 1), "by_name must be a bool, got 1"),
+])
+def test_derivations_with_badly_typed_fields_are_refused(default_generator, sentence, message):
+    city = default_generator.world.cities[0]
+    sentence = Sentence(sentence.kind, sentence.template, sentence.by_name, sentence.day,
+                        city if sentence.kind == "visit" else None)
+    derivation = Derivation(default_generator.world.names[0],
+                            (Sentence("works_as", 0, True), sentence, Sentence("has_pet", 0, False)))
+    for method in (default_generator.render, default_generator.derivation_log_prob):
+        with pytest.raises(ValueError, match=message):
+            method(derivation)
+
+
+def test_derivation_log_prob_is_minus_inf_for_a_choice_of_probability_0():
+    world = World.generate(seed=0)
+    always_named = DocumentGenerator(world, name_prob=1.0)
+    person = world.names[0]
+    first, last = Sentence("works_as", 0, True), Sentence("has_pet", 0, True)
+    named = Derivation(person, (first, Sentence("lives_in", 0, True), last))
+    pronoun = Derivation(person, (first, Sentence("lives_in", 0, False), last))
+    assert always_named.derivation_log_prob(named) == always_named.log_prob(always_named.render(named)) > -math.inf
+    assert always_named.derivation_log_prob(pronoun) == -math.inf
 
 
 def test_from_json_rejects_malformed_worlds():

@@ -1,0 +1,51 @@
+"""The scripts behind `make notebooks` and `make benchmark`: which notebooks they run and write."""
+
+from __future__ import annotations
+
+import sys
+
+import nbformat
+import pytest
+
+from conftest import NOTEBOOKS, load_script
+
+run_notebooks = load_script("run_notebooks")
+
+
+def test_clean_metadata_keeps_only_the_kernel_and_cell_tags():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = nbformat.from_dict({"kernelspec": {"name": "odd", "display_name": "Odd"},
+                                      "language_info": {"name": "python"}, "widgets": {"state": {}},
+                                      "toc": {"x": 1}})
+    tagged = nbformat.v4.new_code_cell("1", metadata={"tags": ["answer"], "scrolled": True})
+    plain = nbformat.v4.new_markdown_cell("x", metadata={"collapsed": True, "tags": []})
+    nb.cells = [tagged, plain]
+    run_notebooks.clean_metadata(nb)
+    assert set(nb.metadata) == set(run_notebooks.KEEP_METADATA)
+    assert nb.metadata.kernelspec == {"display_name": "Python 3", "language": "python", "name": "python3"}
+    assert nb.metadata.language_info == {"name": "python"}
+    assert tagged.metadata == {"tags": ["answer"]} and plain.metadata == {}
+
+
+def test_a_bare_name_is_in_notebooks_and_a_path_is_taken_as_given(tmp_path):
+    assert run_notebooks.notebook_path("21_softmax.ipynb") == NOTEBOOKS / "21_softmax.ipynb"
+    elsewhere = tmp_path / "student" / "21_softmax.ipynb"
+    assert run_notebooks.notebook_path(str(elsewhere)) == elsewhere
+
+
+def test_write_refuses_notebooks_outside_the_notebooks_folder(tmp_path, monkeypatch, capsys):
+    elsewhere = tmp_path / "21_softmax.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), elsewhere)
+    monkeypatch.setattr(run_notebooks, "execute", lambda path: pytest.fail(f"executed {path}"))
+    with pytest.raises(SystemExit):
+        run_notebooks.main(["--write", str(elsewhere)])
+    assert "--write only saves notebooks in" in capsys.readouterr().err
+
+
+def test_bench_tokenizer_rejects_zero_naive_merges(monkeypatch, capsys):
+    bench_tokenizer = load_script("bench_tokenizer")
+    monkeypatch.setattr(sys, "argv", ["bench_tokenizer.py", "--naive-merges", "0"])
+    monkeypatch.setattr(bench_tokenizer, "course_corpus", lambda chars: pytest.fail("benchmark ran"))
+    with pytest.raises(SystemExit):
+        bench_tokenizer.main()
+    assert "--naive-merges must be >= 1, got 0" in capsys.readouterr().err
