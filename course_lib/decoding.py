@@ -215,6 +215,18 @@ def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
     return logits.masked_fill(~keep, float("-inf"))
 
 
+def _tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature``; a row that overflows (a temperature so small that a finite logit
+    divided by it is infinite) gets its exact T -> 0 limit: 0 at its maxima, -inf elsewhere."""
+    scaled = logits / temperature  # (..., V)
+    overflow = (~torch.isfinite(scaled) & torch.isfinite(logits)).any(dim=-1, keepdim=True)  # (..., 1)
+    if bool(overflow.any()):
+        top = logits == logits.amax(dim=-1, keepdim=True)  # (..., V) every maximum, ties included
+        limit = torch.zeros_like(logits).masked_fill(~top, -math.inf)  # (..., V)
+        scaled = torch.where(overflow, limit, scaled)  # (..., V)
+    return scaled
+
+
 def sampling_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                           top_p: float | None = None) -> torch.Tensor:
     """The distribution `sample` draws from: softmax of ``logits / temperature``, then filtered.
@@ -228,7 +240,7 @@ def sampling_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k:
     if temperature == 0:
         greedy = logits.argmax(dim=-1, keepdim=True)  # (..., 1) first maximum: the lowest id among ties
         return torch.zeros_like(logits).scatter_(-1, greedy, 1.0)
-    scaled = logits / temperature  # (..., V)
+    scaled = _tempered(logits, temperature)  # (..., V)
     if top_k is not None:
         scaled = top_k_filter(scaled, top_k)
     if top_p is not None:

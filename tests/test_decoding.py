@@ -453,3 +453,15 @@ def test_prompts_longer_than_the_context_are_refused():
     with pytest.raises(ValueError, match="max_new_tokens=3 with a prompt of 2 tokens exceeds the context_length 4"):
         beam_search(lm, PROMPT, 2, 3)
     assert len(greedy_decode(lm, PROMPT, 2)) == 4 and lm.calls == [1, 1]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tiny_temperatures_give_the_limit_not_nan(dtype):
+    logits = torch.tensor([[3.0, 1.0, 2.9], [3.0, 3.0, 1.0], [-3.0, -1.0, -2.0], [0.0, 0.0, -1.0]], dtype=dtype)
+    for temperature in (1e-40, 1e-300):
+        probs = sampling_distribution(logits, temperature)  # logits / T overflows to +inf for some
+        assert torch.isfinite(probs).all()
+        expected = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0]], dtype=dtype)
+        torch.testing.assert_close(probs, expected)  # ties split evenly, as the T -> 0 limit does
+    normal = torch.tensor([[3.0, 1.0, 2.9]], dtype=dtype)
+    assert torch.equal(sampling_distribution(normal, 0.5), torch.softmax(normal / 0.5, dim=-1))
