@@ -10,6 +10,7 @@ Command line: ``python -m course_lib.syllabus`` rewrites the table in README.md 
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,8 +116,6 @@ def write_readme_table(readme: Path = README) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Rewrite the README's table, or print it with ``--print``; unknown arguments are an error."""
-    import argparse
-
     parser = argparse.ArgumentParser(description="Write the syllabus table into README.md "
                                                  "(between its syllabus markers).")
     parser.add_argument("--print", action="store_true", help="print the table instead of writing it")

@@ -83,10 +83,6 @@ def _check_positive_number(value: object, name: str) -> float:
     return float(value)
 
 
-def _check_fontsize(fontsize: object) -> float:
-    return _check_positive_number(fontsize, "fontsize")
-
-
 def token_pieces(tokenizer: Tokenizer, text: str) -> list[str | bytes]:
     """The pieces ``tokenizer`` cuts ``text`` into, one per token id, in order.
 
@@ -143,7 +139,7 @@ def _axes_width_points(ax: Axes) -> float:
 def rows_needed(pieces: Sequence[str | bytes], width: float, fontsize: float = 12.0) -> int:
     """How many rows `plot_tokens` uses for ``pieces`` on an axes ``width`` inches wide."""
     pieces = _check_pieces(pieces)
-    fontsize = _check_fontsize(fontsize)
+    fontsize = _check_positive_number(fontsize, "fontsize")
     width = _check_positive_number(width, "width")
     places = _layout([token_label(p) for p in pieces], width * _POINTS_PER_INCH, fontsize)
     return places[-1][1] + 1 if places else 0
@@ -165,7 +161,7 @@ def plot_tokens(ax: Axes, pieces: Sequence[str | bytes], fontsize: float = 12.0,
     `HIGHLIGHT_COLOUR` box. The axes' frame and ticks are turned off.
     """
     pieces = _check_pieces(pieces)
-    fontsize = _check_fontsize(fontsize)
+    fontsize = _check_positive_number(fontsize, "fontsize")
     if isinstance(highlight, (str, bytes)):
         raise TypeError(f"highlight must be a collection of pieces, got {type(highlight).__name__}")
     highlight = set(highlight)
@@ -194,7 +190,7 @@ def token_figure(panels: Mapping[str, Sequence[str | bytes]], width: float = 9.0
     """
     if not isinstance(panels, Mapping) or not panels:
         raise ValueError(f"panels must be a non-empty mapping of title -> pieces, got {panels!r}")
-    fontsize = _check_fontsize(fontsize)
+    fontsize = _check_positive_number(fontsize, "fontsize")
     margin, heading = 0.15, 0.32  # inches: around the figure, and above each panel for its title
     if _check_positive_number(width, "width") <= 2 * margin:
         raise ValueError(f"width must be more than the two {margin}-inch margins ({2 * margin} inches), got {width!r}")
