@@ -45,7 +45,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -m slow tests
 
 student: setup
-	$(BIN)/python -m course_lib.student_edition student
+	$(BIN)/python -m course_lib.tooling.student_edition student
 
 notebooks: setup
 	$(BIN)/python scripts/run_notebooks.py --write $(NB)

@@ -1,7 +1,7 @@
 """course_lib: the companion library of the course on how large language models work.
 
 Modules are named for concepts (``tokenization``, ``attention``, ``decoding``, ...); a notebook
-imports what it needs. ``course_lib.runtime.setup`` is the one call every notebook makes first.
+imports what it needs. ``course_lib.notebook.runtime.setup`` is the one call every notebook makes first.
 """
 
 __version__ = "0.1.0"

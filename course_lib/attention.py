@@ -35,82 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# --------------------------------------------------------------------------------------------------
-# softmax
-
-
-def _check_logits(x: Tensor, dim: int, name: str) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.ndim == 0:
-        raise ValueError(f"{name} must have at least one dimension, got a scalar")
-    if not -x.ndim <= dim < x.ndim:
-        raise ValueError(f"dim must be in [{-x.ndim}, {x.ndim - 1}] for {name} of shape "
-                         f"{tuple(x.shape)}, got {dim}")
-    if x.shape[dim] == 0:
-        raise ValueError(f"{name} has size 0 along dim {dim}; softmax needs at least one entry")
-
-
-def _shifted(x: Tensor, dim: int, name: str = "x", in_place: bool = False) -> Tensor:
-    """Validate x and return ``x - max`` along dim; a row of all -inf is shifted by 0 (so it stays
-    all -inf and its normaliser is 0, which the callers turn into 1 instead of dividing by 0).
-    in_place: subtract inside x itself (only for a tensor nobody else needs); a non-contiguous x
-    (e.g. an expanded one, whose elements may share memory) is subtracted out of place instead."""
-    _check_logits(x, dim, name)
-    row_max = x.detach().amax(dim=dim, keepdim=True)  # softmax is shift-invariant: no gradient
-    if not bool((row_max < math.inf).all()):  # False for NaN and for +inf
-        what = "NaN" if bool(torch.isnan(row_max).any()) else "+inf"
-        raise ValueError(f"{name} contains {what}; softmax is only defined for finite or -inf "
-                         f"entries (clip the logits, or mask with -inf)")
-    shift = row_max.masked_fill(torch.isneginf(row_max), 0.0)
-    return x.sub_(shift) if in_place and x.is_contiguous() else x - shift
-
-
-def softmax(x: Tensor, dim: int = -1, *, overwrite: bool = False) -> Tensor:
-    """Numerically stable softmax: ``exp(x - max) / sum(exp(x - max))`` along ``dim``.
-
-    Subtracting the row maximum changes nothing mathematically (softmax is shift-invariant) and
-    keeps every exponent <= 0, so logits of 1000 do not overflow. ``-inf`` entries get probability
-    exactly 0. A row whose entries are all ``-inf`` has nothing to normalise: its result is all
-    zeros (documented choice, so fully masked attention rows give zero weights, not NaN).
-    overwrite: when no gradient is tracked, compute the result inside x's own memory (x is lost);
-    attention does this with the score matrix it has just built, so an n x n softmax costs no
-    extra n x n allocation. Without it, x is left alone and the result takes one allocation.
-    Raises ValueError if x contains NaN or ``+inf``.
-    """
-    no_grad = not (torch.is_grad_enabled() and isinstance(x, Tensor) and x.requires_grad)
-    exps = _shifted(x, dim, in_place=overwrite and no_grad).exp_()  # exponents <= 0: no overflow
-    normaliser = exps.sum(dim=dim, keepdim=True)  # >= 1, or 0 for a row of all -inf
-    normaliser = normaliser.masked_fill(normaliser == 0, 1.0)
-    return exps.div_(normaliser) if no_grad else exps / normaliser  # autograd keeps exps as they are
-
-
-def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """Numerically stable log-softmax: ``(x - max) - log(sum(exp(x - max)))`` along ``dim``.
-
-    Computed directly, never as ``log(softmax(x))``, so tiny probabilities keep their exact log
-    instead of underflowing to ``log(0)``. A row of all ``-inf`` gives all ``-inf`` (the log of the
-    zeros ``softmax`` returns). Raises ValueError if x contains NaN or ``+inf``.
-    """
-    shifted = _shifted(x, dim)
-    normaliser = torch.exp(shifted).sum(dim=dim, keepdim=True)  # >= 1, or 0 for all -inf rows
-    return shifted - torch.log(normaliser.masked_fill(normaliser == 0, 1.0))
-
-
-def softmax_jacobian(s: Tensor) -> Tensor:
-    """Jacobian of softmax at output s: ``J[i, j] = d s_i / d z_j = diag(s) - s s^T``, shape (n, n).
-
-    s is a 1-D probability vector, ``s = softmax(z)``. J is symmetric and each row sums to 0,
-    because the outputs always sum to 1 whatever z is.
-    """
-    if not isinstance(s, Tensor):
-        raise TypeError(f"s must be a torch.Tensor, got {type(s).__name__}")
-    if s.ndim != 1 or s.numel() == 0:
-        raise ValueError(f"s must be a non-empty 1-D tensor, got shape {tuple(s.shape)}")
-    return torch.diag(s) - torch.outer(s, s)  # (n, n)
-
+from course_lib.softmax import softmax
+from course_lib.validation import positive_int
 
 # --------------------------------------------------------------------------------------------------
 # scaled dot-product attention
@@ -203,17 +129,12 @@ def _fused_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Te
 # masks (True = may attend)
 
 
-def _check_positive_int(value: int, name: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _query_key_positions(n_queries: int, n_keys: int | None,
                          device: torch.device | str | None) -> tuple[Tensor, Tensor]:
     """Absolute positions of the queries (Tq, 1) and keys (1, Tk); queries are the last Tq keys."""
     n_keys = n_queries if n_keys is None else n_keys
-    _check_positive_int(n_queries, "n_queries")
-    _check_positive_int(n_keys, "n_keys")
+    positive_int(n_queries, "n_queries")
+    positive_int(n_keys, "n_keys")
     if n_keys < n_queries:
         raise ValueError(f"n_keys must be >= n_queries (the queries are the last n_queries "
                          f"positions), got n_keys={n_keys}, n_queries={n_queries}")
@@ -238,7 +159,7 @@ def sliding_window_mask(n_queries: int, window: int, n_keys: int | None = None,
     """Causal sliding-window mask (Tq, Tk): each query attends to itself and the window - 1
     positions before it, so window counts the query itself (window = 1: only itself; other code
     bases may count one more). Positions are aligned as in ``causal_mask``."""
-    _check_positive_int(window, "window")
+    positive_int(window, "window")
     i, j = _query_key_positions(n_queries, n_keys, device)
     return (j <= i) & (i - j < window)  # (Tq, Tk)
 
@@ -249,7 +170,7 @@ def prefix_lm_mask(n: int, prefix_len: int, device: torch.device | str | None = 
 
     prefix_len = 0 gives the causal mask, prefix_len = n the full (encoder) mask.
     """
-    _check_positive_int(n, "n")
+    positive_int(n, "n")
     if not isinstance(prefix_len, int) or isinstance(prefix_len, bool) or not 0 <= prefix_len <= n:
         raise ValueError(f"prefix_len must be an int in [0, n={n}], got {prefix_len!r}")
     i = torch.arange(n, device=device)[:, None]  # (n, 1)
@@ -276,7 +197,7 @@ def padding_mask(lengths: Tensor | list[int], max_len: int | None = None,
         raise ValueError(f"lengths must be >= 0, got {lengths.tolist()}")
     longest = int(lengths.max())
     max_len = max(longest, 1) if max_len is None else max_len  # all lengths 0: one masked column
-    _check_positive_int(max_len, "max_len")
+    positive_int(max_len, "max_len")
     if longest > max_len:
         raise ValueError(f"max_len must be >= every length, got max_len={max_len} and a length "
                          f"of {longest}")
@@ -348,9 +269,9 @@ class MultiHeadAttention(nn.Module):
                  bias: bool = True) -> None:
         super().__init__()
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
-        _check_positive_int(d_model, "d_model")
-        _check_positive_int(n_heads, "n_heads")
-        _check_positive_int(n_kv_heads, "n_kv_heads")
+        positive_int(d_model, "d_model")
+        positive_int(n_heads, "n_heads")
+        positive_int(n_kv_heads, "n_kv_heads")
         if d_model % n_heads:
             raise ValueError(f"d_model must be divisible by n_heads, got d_model={d_model}, "
                              f"n_heads={n_heads}")
@@ -471,7 +392,7 @@ def tiled_attention(q: Tensor, k: Tensor, v: Tensor, block_size: int, causal: bo
     """
     _check_qkv(q, k, v)
     _check_scale(scale)
-    _check_positive_int(block_size, "block_size")
+    positive_int(block_size, "block_size")
     Tq, Tk = q.shape[-2], k.shape[-2]
     if causal and Tk < Tq:
         raise ValueError(f"causal tiled attention needs Tk >= Tq, got Tq={Tq}, Tk={Tk}")

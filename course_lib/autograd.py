@@ -4,13 +4,13 @@
 graph in reverse topological order and applies the chain rule, each node adding its local
 derivative times the gradient that reached it, so a node used twice accumulates both
 contributions. `Value.backward_steps` does the same one node at a time, for drawing the graph
-between steps with `draw_graph`.
+between steps with `course_lib.notebook.graphs.draw_graph`.
 
 For tensor functions: `numerical_gradient` (central differences), `jacobian` and `vjp`. The
 Jacobian is built the way reverse mode would have to build it, one vector-Jacobian product per
 output element; backpropagation itself only ever needs the VJP. `embedding_grad` is the backward
-pass of an embedding lookup written out by hand. `count_flops` counts the matrix-multiply FLOPs that
-a piece of code performs, forward or backward (PyTorch's FLOP counter), to compare their costs.
+pass of an embedding lookup written out by hand. (`course_lib.measure.count_flops` counts
+the FLOPs of a forward or backward pass, to compare their costs.)
 
 Left out: tensors in the engine (every `Value` is one Python float), higher-order derivatives,
 forward mode, and functions beyond the few on `Value` (others, such as sigmoid, are compositions of
@@ -23,6 +23,8 @@ import math
 from typing import Callable, Iterator
 
 import torch
+
+from course_lib.validation import float_tensor
 
 Number = int | float
 
@@ -42,6 +44,16 @@ class Value:
 
     def __repr__(self) -> str:
         return f"Value(data={self.data:.6g}, grad={self.grad:.6g})"
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        """The nodes this one was computed from (empty for a leaf)."""
+        return self._children
+
+    @property
+    def op(self) -> str:
+        """The operation that made this node ("" for a leaf)."""
+        return self._op
 
     # Binary operations: each builds the output node and the closure that sends its gradient back.
 
@@ -166,20 +178,22 @@ class Value:
         same graph doubles their gradients, as in PyTorch. The other nodes' `.grad` is reset first,
         so it holds this pass's gradient only. Reset the leaves' `.grad` to start afresh.
         """
-        for node in topological_order(self):
-            if node._children:
-                node.grad = 0.0
         for _ in self.backward_steps():
             pass
 
     def backward_steps(self) -> Iterator[Value]:
         """`backward` one node at a time: yields each node right after it sent its gradient back.
 
-        The root's gradient is set to 1; nodes come in reverse topological order, so a node is
-        visited only once every node that uses it has been.
+        Inner nodes start from 0; the root's gradient gets 1 added (d root/d root; a leaf root
+        accumulates like any leaf). Nodes come in reverse topological order, so a node is visited
+        only once every node that uses it has been.
         """
-        self.grad = 1.0
-        for node in reversed(topological_order(self)):
+        order = topological_order(self)
+        for node in order:
+            if node._children:  # inner node: this pass's gradient only
+                node.grad = 0.0
+        self.grad += 1.0
+        for node in reversed(order):
             node._backward()
             yield node
 
@@ -217,63 +231,6 @@ def topological_order(root: Value) -> list[Value]:
     return order
 
 
-def _graph_depths(root: Value) -> dict[Value, int]:
-    """Each node's depth: 0 for leaves, otherwise 1 + the largest depth among its inputs."""
-    depths: dict[Value, int] = {}
-    for node in topological_order(root):
-        depths[node] = 1 + max((depths[c] for c in node._children), default=-1)
-    return depths
-
-
-def draw_graph(root: Value, ax=None, highlight: Value | None = None):
-    """Draw the graph of a small expression with matplotlib; returns the Axes.
-
-    Nodes are laid out left to right by depth (leaves in the first column, `root` in the last),
-    one box per `Value` with its label or operation, its data and its grad; arrows go from inputs
-    to outputs. `highlight` outlines one node (for example the one `backward_steps` just yielded).
-    """
-    import matplotlib.pyplot as plt
-
-    from course_lib.plotting import PALETTE
-
-    if not isinstance(root, Value):
-        raise TypeError(f"root must be a Value, got {type(root).__name__}")
-    depths = _graph_depths(root)
-    columns: dict[int, list[Value]] = {}
-    for node in depths:
-        columns.setdefault(depths[node], []).append(node)
-    position = {
-        node: (depth, (len(nodes) - 1) / 2 - row)
-        for depth, nodes in columns.items()
-        for row, node in enumerate(nodes)
-    }
-    if ax is None:
-        width = 2.2 * len(columns) + 1
-        height = 1.1 * max(len(nodes) for nodes in columns.values()) + 1
-        _, ax = plt.subplots(figsize=(width, height))
-    for node, (x, y) in position.items():
-        for child in node._children:
-            ax.annotate(
-                "", xy=(x - 0.32, y), xytext=(position[child][0] + 0.32, position[child][1]),
-                arrowprops={"arrowstyle": "->", "color": "0.5"},
-            )
-    for node, (x, y) in position.items():
-        title = node.label or node._op or "input"
-        ax.text(
-            x, y, f"{title}\ndata {node.data:.4g}\ngrad {node.grad:.4g}", ha="center", va="center",
-            fontsize=8, bbox={
-                "boxstyle": "round", "facecolor": "white",
-                "edgecolor": PALETTE[1] if node is highlight else PALETTE[0],
-                "linewidth": 2.5 if node is highlight else 1.0,
-            },
-        )
-    ax.set_xlim(-0.6, len(columns) - 0.4)
-    rows = max(len(nodes) for nodes in columns.values())
-    ax.set_ylim(-rows / 2 - 0.1, rows / 2 + 0.1)
-    ax.set_axis_off()
-    return ax
-
-
 # Tensor functions.
 
 
@@ -283,7 +240,7 @@ def numerical_gradient(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     Costs two evaluations of `f` per element of `x` and has error O(eps^2) plus rounding error
     O(machine epsilon / eps): use float64 (eps around 1e-6) when comparing with autograd.
     """
-    _check_float_tensor(x, "x")
+    float_tensor(x, "x")
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
     base = x.detach().clone(memory_format=torch.contiguous_format)
@@ -336,7 +293,7 @@ def embedding_grad(ids: torch.Tensor, grad_output: torch.Tensor, num_embeddings:
     """
     if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
         raise ValueError(f"ids must be an integer tensor, got {getattr(ids, 'dtype', type(ids).__name__)}")
-    _check_float_tensor(grad_output, "grad_output")
+    float_tensor(grad_output, "grad_output")
     if not isinstance(num_embeddings, int) or isinstance(num_embeddings, bool) or num_embeddings < 1:
         raise ValueError(f"num_embeddings must be a positive int, got {num_embeddings!r}")
     if grad_output.dim() == 0 or grad_output.shape[:-1] != ids.shape:
@@ -352,28 +309,9 @@ def embedding_grad(ids: torch.Tensor, grad_output: torch.Tensor, num_embeddings:
     return grad.index_add_(0, ids.reshape(-1), grad_output.reshape(-1, D))  # (V, D)
 
 
-def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of the matrix multiplications that calling ``fn()`` performs, forward and backward alike.
-
-    Counted by ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add of a matmul
-    (``mm``, ``addmm``, ``bmm``, convolutions, ...); elementwise operations, bias additions and
-    reductions count 0, and so do kernels the counter does not know (PyTorch's fused CPU attention).
-    Wrap a forward pass, a ``loss.backward()`` or a `vjp` of a tensor function. PyTorch's counter
-    cannot follow ``torch.autograd.grad`` through an ``nn.Module`` that ``fn`` itself calls (as in
-    ``vjp(module, ...)``): run such a module outside ``fn`` and count the ``backward()`` alone.
-    """
-    if not callable(fn):
-        raise TypeError(f"fn must be callable with no arguments, got {type(fn).__name__}")
-    from torch.utils.flop_counter import FlopCounterMode  # imported here: slow the first time
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
 def _forward(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Run f on a fresh leaf copy of x that requires grad; returns (leaf, output)."""
-    _check_float_tensor(x, "x")
+    float_tensor(x, "x")
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         y = f(x)
@@ -394,10 +332,3 @@ def _scalar_output(y: torch.Tensor) -> float:
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"f must return a tensor with one element, got {shape}")
     return y.item()
-
-
-def _check_float_tensor(x: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from course_lib.attention import _check_positive_int
+from course_lib.validation import positive_int
 
 # Vaswani et al. 2017, "Attention Is All You Need", Table 1: n sequence length, d representation
 # dimension, k convolution kernel size, r neighbourhood size of restricted self-attention.
@@ -49,7 +49,7 @@ def self_attention_flops(n: int, d: int, batch: int = 1, projections: bool = Tru
     ``4 n^2 d`` with projections=False (the part that Table 1's O(n^2 d) describes).
     """
     for value, name in ((n, "n"), (d, "d"), (batch, "batch")):
-        _check_positive_int(value, name)
+        positive_int(value, name)
     flops = 4 * n * n * d + (8 * n * d * d if projections else 0)
     return batch * flops
 
@@ -59,7 +59,7 @@ def rnn_flops(n: int, d: int, batch: int = 1) -> int:
     computes ``W_ih x_t`` and ``W_hh h_{t-1}``, 2 d^2 each, so ``4 n d^2`` per sequence (an LSTM has
     4 gates: 4x this)."""
     for value, name in ((n, "n"), (d, "d"), (batch, "batch")):
-        _check_positive_int(value, name)
+        positive_int(value, name)
     return batch * 4 * n * d * d
 
 
@@ -70,7 +70,7 @@ def attention_scores_bytes(n_queries: int, n_keys: int | None = None, n_heads: i
     n_keys = n_queries if n_keys is None else n_keys
     for value, name in ((n_queries, "n_queries"), (n_keys, "n_keys"), (n_heads, "n_heads"),
                         (batch, "batch")):
-        _check_positive_int(value, name)
+        positive_int(value, name)
     _check_bytes_per_value(bytes_per_value)
     return batch * n_heads * n_queries * n_keys * bytes_per_value
 
@@ -79,7 +79,7 @@ def rnn_states_bytes(n: int, d: int, batch: int = 1, bytes_per_value: float = 4)
     """Bytes of the n hidden states (width d) that an RNN layer keeps for backpropagation: linear
     in n."""
     for value, name in ((n, "n"), (d, "d"), (batch, "batch")):
-        _check_positive_int(value, name)
+        positive_int(value, name)
     _check_bytes_per_value(bytes_per_value)
     return batch * n * d * bytes_per_value
 
@@ -101,20 +101,20 @@ def table1_costs(layer: str, n: int, d: int, k: int | None = None,
     "self-attention (restricted)". Constants hidden by the O(.) are not included: compare
     growth rates with these numbers, and absolute costs with ``self_attention_flops``/``rnn_flops``.
     """
-    _check_positive_int(n, "n")
-    _check_positive_int(d, "d")
+    positive_int(n, "n")
+    positive_int(d, "d")
     if layer == "self-attention":
         return LayerCosts(n * n * d, 1, 1)
     if layer == "recurrent":
         return LayerCosts(n * d * d, n, n)
     if layer == "convolutional":
-        _check_positive_int(k, "k")
+        positive_int(k, "k")
         if k < 2:
             raise ValueError(f"k must be >= 2 for a convolution that grows its receptive field, "
                              f"got {k}")
         return LayerCosts(k * n * d * d, 1, math.log(n, k))
     if layer == "self-attention (restricted)":
-        _check_positive_int(r, "r")
+        positive_int(r, "r")
         return LayerCosts(r * n * d, 1, n / r)
     raise ValueError(f"layer must be one of {list(VASWANI_TABLE_1)}, got {layer!r}")
 
@@ -130,6 +130,6 @@ def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, seq_len: int, 
     """
     for value, name in ((n_layers, "n_layers"), (n_kv_heads, "n_kv_heads"),
                         (head_dim, "head_dim"), (seq_len, "seq_len"), (batch, "batch")):
-        _check_positive_int(value, name)
+        positive_int(value, name)
     _check_bytes_per_value(bytes_per_value)
     return 2 * n_layers * n_kv_heads * head_dim * seq_len * batch * bytes_per_value

@@ -31,8 +31,8 @@ import sys
 
 import torch
 
-from course_lib.attention import log_softmax, softmax
-from course_lib.autograd import _check_float_tensor as _check_floating_point
+from course_lib.softmax import log_softmax, softmax
+from course_lib.validation import float_tensor
 
 IGNORE_INDEX = -100
 
@@ -133,8 +133,8 @@ def _sum_tolerance(dtype: torch.dtype) -> float:
 
 
 def _check_float_tensor(x: torch.Tensor, name: str) -> None:
-    """`course_lib.autograd`'s floating-point check, plus a non-empty last dimension."""
-    _check_floating_point(x, name)
+    """A floating-point tensor with a non-empty last dimension."""
+    float_tensor(x, name)
     if x.dim() == 0 or x.shape[-1] == 0:
         raise ValueError(f"{name} must have a non-empty last dimension (the outcomes), got shape {tuple(x.shape)}")
 

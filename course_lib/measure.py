@@ -36,7 +36,7 @@ from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from course_lib.attention import _check_positive_int
+from course_lib.validation import positive_int
 
 
 def _check_callable(fn: Any) -> None:
@@ -62,8 +62,8 @@ def cpu_seconds(fn: Callable[[], object], budget: float = 0.05, min_runs: int = 
     if (not isinstance(budget, (int, float)) or isinstance(budget, bool)
             or not 0 < budget < math.inf):
         raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
-    _check_positive_int(min_runs, "min_runs")
-    _check_positive_int(max_runs, "max_runs")
+    positive_int(min_runs, "min_runs")
+    positive_int(max_runs, "max_runs")
     if max_runs < min_runs:
         raise ValueError(f"max_runs must be at least min_runs = {min_runs}, got {max_runs}")
     threads = torch.get_num_threads()
@@ -178,3 +178,24 @@ def largest_intermediate(fn: Callable[[], object]) -> CreatedTensor:
     with LargestTensor() as spy:
         fn()
     return spy.largest
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of the matrix multiplications that calling ``fn()`` performs, forward and backward alike.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add of a matmul
+    (``mm``, ``addmm``, ``bmm``, convolutions, ...); elementwise operations, bias additions and
+    reductions count 0, and so do kernels the counter does not know (PyTorch's fused CPU attention).
+    Wrap a forward pass, a ``loss.backward()`` or a `vjp` of a tensor function. PyTorch's counter
+    cannot follow ``torch.autograd.grad`` through an ``nn.Module`` that ``fn`` itself calls (as in
+    ``vjp(module, ...)``): run such a module outside ``fn`` and count the ``backward()`` alone.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable with no arguments, got {type(fn).__name__}")
+    from torch.utils.flop_counter import (
+        FlopCounterMode,  # imported here: slow the first time
+    )
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()

@@ -52,18 +52,19 @@ from typing import Iterable, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from course_lib.attention import KVCache, _check_positive_int
+from course_lib.attention import KVCache
 from course_lib.positional import LearnedPositions
 from course_lib.tokenization import BPETokenizer
 from course_lib.transformer import Decoder, Encoder
+from course_lib.validation import positive_int
 
 
 def _check_shape(config: TinyGPTConfig | TinyEncoderConfig) -> None:
     """The checks both configs share: positive sizes, heads dividing the width."""
     for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers"):
-        _check_positive_int(getattr(config, name), name)
+        positive_int(getattr(config, name), name)
     if config.d_ff is not None:
-        _check_positive_int(config.d_ff, "d_ff")
+        positive_int(config.d_ff, "d_ff")
     if config.d_model % config.n_heads:
         raise ValueError(f"d_model must be divisible by n_heads, got d_model={config.d_model}, "
                          f"n_heads={config.n_heads}")

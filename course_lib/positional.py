@@ -27,7 +27,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from course_lib.attention import _check_positive_int
+from course_lib.validation import positive_int
 
 
 def _check_base(base: float) -> None:
@@ -48,8 +48,8 @@ def sinusoidal_positions(n_positions: int, d_model: int, base: float = 10000.0,
     Column 2i holds ``sin(p w_i)`` and column 2i + 1 ``cos(p w_i)`` with ``w_i = base^(-2i/d)``,
     so ``<PE[p], PE[p + k]> = sum_i cos(k w_i)`` does not depend on p. d_model must be even.
     """
-    _check_positive_int(n_positions, "n_positions")
-    _check_positive_int(d_model, "d_model")
+    positive_int(n_positions, "n_positions")
+    positive_int(d_model, "d_model")
     if d_model % 2:
         raise ValueError(f"d_model must be even (sin/cos pairs), got {d_model}")
     _check_base(base)
@@ -67,8 +67,8 @@ class LearnedPositions(nn.Module):
 
     def __init__(self, n_positions: int, d_model: int) -> None:
         super().__init__()
-        _check_positive_int(n_positions, "n_positions")
-        _check_positive_int(d_model, "d_model")
+        positive_int(n_positions, "n_positions")
+        positive_int(d_model, "d_model")
         self.n_positions = n_positions
         self.table = nn.Embedding(n_positions, d_model)
         nn.init.normal_(self.table.weight, mean=0.0, std=0.01)
@@ -128,7 +128,7 @@ def alibi_slopes(n_heads: int) -> Tensor:
     h - h' slopes of the 2h'-head sequence at odd i (2^(-8/(2h')), 2^(-24/(2h')), ...), i.e. the
     geometric means of neighbouring slopes of the h'-head sequence, the first of them with 1.
     """
-    _check_positive_int(n_heads, "n_heads")
+    positive_int(n_heads, "n_heads")
     lower = 2 ** int(math.floor(math.log2(n_heads)))
     slopes = [2.0 ** (-8.0 * i / lower) for i in range(1, lower + 1)]
     slopes += [2.0 ** (-8.0 * i / (2 * lower)) for i in range(1, 2 * (n_heads - lower), 2)]
@@ -145,7 +145,7 @@ def alibi_bias(n_heads: int, n_positions: int, device: torch.device | str | None
     ``dtype=q.dtype`` when q, k and v are half precision (a float32 bias would promote the scores
     to float32, and their product with half-precision values fails). Computed in float32, then cast.
     """
-    _check_positive_int(n_positions, "n_positions")
+    positive_int(n_positions, "n_positions")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     m = alibi_slopes(n_heads).to(device)  # (H,)

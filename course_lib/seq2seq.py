@@ -44,9 +44,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from course_lib.attention import _check_positive_int as _positive_int  # the one positive-int check
-from course_lib.attention import padding_mask, softmax
+from course_lib.attention import padding_mask
+from course_lib.softmax import softmax
 from course_lib.training import optimizer_step
+from course_lib.validation import positive_int
 from course_lib.world import World
 
 PAD, BOS, EOS = 0, 1, 2
@@ -144,9 +145,9 @@ class ReversalTask:
 
         ``seed`` is an int (a fresh generator seeded with it) or a ``torch.Generator`` to draw from.
         """
-        _positive_int(n, "n")
-        _positive_int(min_length, "min_length")
-        _positive_int(max_length, "max_length")
+        positive_int(n, "n")
+        positive_int(min_length, "min_length")
+        positive_int(max_length, "max_length")
         if max_length < min_length:
             raise ValueError(f"max_length must be >= min_length={min_length}, got {max_length}")
         if isinstance(seed, torch.Generator):
@@ -194,11 +195,11 @@ class Seq2SeqConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_embed", "d_hidden"):
-            _positive_int(getattr(self, name), name)
+            positive_int(getattr(self, name), name)
         if not isinstance(self.attention, bool):
             raise ValueError(f"attention must be a bool, got {self.attention!r}")
         if self.d_attention is not None:
-            _positive_int(self.d_attention, "d_attention")
+            positive_int(self.d_attention, "d_attention")
 
     def to_dict(self) -> dict[str, object]:
         """The config as plain JSON-able values."""
@@ -220,7 +221,7 @@ class GRUEncoder(nn.Module):
     def __init__(self, vocab_size: int, d_embed: int, d_hidden: int) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("d_embed", d_embed), ("d_hidden", d_hidden)):
-            _positive_int(value, name)
+            positive_int(value, name)
         self.embedding = nn.Embedding(vocab_size, d_embed, padding_idx=PAD)
         self.gru = nn.GRU(d_embed, d_hidden, batch_first=True)
 
@@ -244,7 +245,7 @@ class BahdanauAttention(nn.Module):
     def __init__(self, d_query: int, d_key: int, d_attention: int) -> None:
         super().__init__()
         for name, value in (("d_query", d_query), ("d_key", d_key), ("d_attention", d_attention)):
-            _positive_int(value, name)
+            positive_int(value, name)
         self.w_query = nn.Linear(d_query, d_attention, bias=False)
         self.w_key = nn.Linear(d_key, d_attention)
         self.v = nn.Linear(d_attention, 1, bias=False)
@@ -285,7 +286,7 @@ class GRUDecoder(nn.Module):
     def __init__(self, vocab_size: int, d_embed: int, d_hidden: int) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("d_embed", d_embed), ("d_hidden", d_hidden)):
-            _positive_int(value, name)
+            positive_int(value, name)
         self.embedding = nn.Embedding(vocab_size, d_embed, padding_idx=PAD)
         self.gru = nn.GRU(d_embed, d_hidden, batch_first=True)
         self.out = nn.Linear(d_hidden, vocab_size)
@@ -311,7 +312,7 @@ class AttentionGRUDecoder(nn.Module):
     def __init__(self, vocab_size: int, d_embed: int, d_hidden: int, d_attention: int) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("d_embed", d_embed), ("d_hidden", d_hidden)):
-            _positive_int(value, name)
+            positive_int(value, name)
         self.embedding = nn.Embedding(vocab_size, d_embed, padding_idx=PAD)
         self.attention = BahdanauAttention(d_hidden, d_hidden, d_attention)
         self.cell = nn.GRUCell(d_embed + d_hidden, d_hidden)
@@ -384,7 +385,7 @@ class Seq2Seq(nn.Module):
     def greedy_decode(self, src: Tensor, src_lengths: Tensor, max_length: int) -> Decoded:
         """Feed back the argmax from BOS until every row has written EOS or ``max_length`` tokens."""
         self._check_source(src, src_lengths)
-        _positive_int(max_length, "max_length")
+        positive_int(max_length, "max_length")
         encoded = self.encoder(src, src_lengths)
         state, token = encoded.final, torch.full_like(src_lengths, BOS)  # (B, H), (B,)
         done = torch.zeros_like(src_lengths, dtype=torch.bool)  # (B,)
@@ -441,7 +442,7 @@ def accuracy_by_length(model: Seq2Seq, task: ReversalTask, lengths: Sequence[int
     if not lengths:
         raise ValueError("lengths must not be empty")
     for length in lengths:
-        _positive_int(length, "lengths")
+        positive_int(length, "lengths")
     device = next(model.parameters()).device
     accuracy = {}
     for length in lengths:
@@ -466,7 +467,7 @@ def fit(model: Seq2Seq, task: ReversalTask, steps: int, batch_size: int, min_len
         raise ValueError(f"model.config.vocab_size must equal task.vocab_size={task.vocab_size}, "
                          f"got {model.config.vocab_size}")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
-        _positive_int(value, name)
+        positive_int(value, name)
     if not callable(learning_rate):
         raise ValueError(f"learning_rate must be a function of the step, got {learning_rate!r}")
     if not isinstance(generator, torch.Generator):

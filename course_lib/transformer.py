@@ -24,7 +24,8 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from course_lib.attention import KVCache, MultiHeadAttention, _check_positive_int
+from course_lib.attention import KVCache, MultiHeadAttention
+from course_lib.validation import positive_int
 
 NORM_POSITIONS = ("pre", "post")
 
@@ -42,9 +43,9 @@ class MLP(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int | None = None) -> None:
         super().__init__()
-        _check_positive_int(d_model, "d_model")
+        positive_int(d_model, "d_model")
         d_ff = 4 * d_model if d_ff is None else d_ff
-        _check_positive_int(d_ff, "d_ff")
+        positive_int(d_ff, "d_ff")
         self.fc_in = nn.Linear(d_model, d_ff)
         self.act = nn.GELU()
         self.fc_out = nn.Linear(d_ff, d_model)
@@ -161,7 +162,7 @@ class Encoder(nn.Module):
                  dropout: float = 0.0, norm_position: str = "pre",
                  n_kv_heads: int | None = None) -> None:
         super().__init__()
-        _check_positive_int(n_layers, "n_layers")
+        positive_int(n_layers, "n_layers")
         self.blocks = nn.ModuleList(EncoderBlock(d_model, n_heads, d_ff, dropout, norm_position,
                                                  n_kv_heads)
                                     for _ in range(n_layers))
@@ -188,7 +189,7 @@ class Decoder(nn.Module):
                  dropout: float = 0.0, norm_position: str = "pre", cross_attention: bool = False,
                  n_kv_heads: int | None = None) -> None:
         super().__init__()
-        _check_positive_int(n_layers, "n_layers")
+        positive_int(n_layers, "n_layers")
         self.blocks = nn.ModuleList(
             DecoderBlock(d_model, n_heads, d_ff, dropout, norm_position, cross_attention,
                          n_kv_heads)

@@ -71,16 +71,36 @@ import safetensors.torch
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.attention import _check_positive_int
-from course_lib.datasets import (DATA_DIR, SPLITS, WORLD_FILE, load_corpus, load_generator, load_world,
-                                 optimal_loss, sha256)
+from course_lib.datasets import (
+    DATA_DIR,
+    SPLITS,
+    WORLD_FILE,
+    load_corpus,
+    load_generator,
+    load_world,
+    optimal_loss,
+    sha256,
+)
 from course_lib.losses import IGNORE_INDEX, cross_entropy
-from course_lib.models import (SPECIAL_TOKENS, EncoderTokenizer, TinyEncoder, TinyEncoderConfig, TinyGPT,
-                               TinyGPTConfig)
+from course_lib.models import (
+    SPECIAL_TOKENS,
+    EncoderTokenizer,
+    TinyEncoder,
+    TinyEncoderConfig,
+    TinyGPT,
+    TinyGPTConfig,
+)
 from course_lib.objectives import SegmentPair, make_nsp_pairs, make_sop_pairs, mlm_mask
-from course_lib.seq2seq import ReversalTask, Seq2Seq, Seq2SeqConfig, accuracy_by_length, fit
+from course_lib.seq2seq import (
+    ReversalTask,
+    Seq2Seq,
+    Seq2SeqConfig,
+    accuracy_by_length,
+    fit,
+)
 from course_lib.tokenization import BPETokenizer
 from course_lib.training import optimizer_step
+from course_lib.validation import positive_int
 from course_lib.world import DocumentGenerator, Fact
 
 ZOO_DIR = DATA_DIR / "zoo"
@@ -93,7 +113,7 @@ def _check_training_config(config: TrainConfig | Seq2SeqTrainConfig | EncoderTra
     if not isinstance(config.name, str) or not config.name.isidentifier():
         raise ValueError(f"name must be an identifier-like string, got {config.name!r}")
     for field in positive:
-        _check_positive_int(getattr(config, field), field)
+        positive_int(getattr(config, field), field)
     if (isinstance(config.warmup_steps, bool) or not isinstance(config.warmup_steps, int)
             or not 0 <= config.warmup_steps < config.steps):
         raise ValueError(f"warmup_steps must be in [0, steps={config.steps}), got {config.warmup_steps!r}")
@@ -187,7 +207,7 @@ def document_nats(model: TinyGPT, tokenizer: BPETokenizer, documents: Sequence[s
     """
     if isinstance(documents, str) or not documents:
         raise ValueError(f"documents must be a non-empty sequence of str, got {documents!r:.80}")
-    _check_positive_int(batch_size, "batch_size")
+    positive_int(batch_size, "batch_size")
     device = next(model.parameters()).device
     totals = []
     for first in range(0, len(documents), batch_size):

@@ -13,7 +13,7 @@
    work space set by the block size, not by n.
 
 Usage: python scripts/bench_attention.py [--repeats 30] [--threads N] [--sizes 512 1024 2048 4096]
-(threads default to course_lib.runtime.default_threads()).
+(threads default to course_lib.notebook.runtime.default_threads()).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from course_lib.attention import (
     to_torch_multihead_attention,
 )
 from course_lib.costs import attention_scores_bytes
-from course_lib.runtime import default_threads
+from course_lib.notebook.runtime import default_threads
 
 MIB = 2**20
 N_HEADS, HEAD_DIM = 8, 64

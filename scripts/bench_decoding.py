@@ -26,7 +26,7 @@ import torch
 
 from course_lib.decoding import beam_search
 from course_lib.models import TinyGPT
-from course_lib.runtime import default_threads
+from course_lib.notebook.runtime import default_threads
 from course_lib.zoo import ZOO
 
 NAIVE, BATCHED, CACHED = "naive (per beam, re-encode)", "batched beams, re-encode", "batched beams + KV cache"

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from course_lib.syllabus import NOTEBOOKS
+from course_lib.tooling.syllabus import NOTEBOOKS
 
 KEEP_METADATA = ("kernelspec", "language_info")
 

@@ -16,14 +16,14 @@ import torch.nn.functional as F  # noqa: E402
 
 from course_lib.autograd import (  # noqa: E402
     Value,
-    count_flops,
-    draw_graph,
     embedding_grad,
     jacobian,
     numerical_gradient,
     topological_order,
     vjp,
 )
+from course_lib.measure import count_flops  # noqa: E402
+from course_lib.notebook.graphs import draw_graph  # noqa: E402
 
 N_LEAVES = 3
 
@@ -358,7 +358,7 @@ def test_embedding_grad_matches_autograd_sparse_and_accumulates():
         (torch.tensor([0.0, 1.0]), torch.zeros(2, 3), 4, "ids must be an integer tensor"),
         (torch.tensor([0, 1]), torch.zeros(3, 3), 4, r"grad_output must have shape ids.shape \+ \(D,\)"),
         (torch.tensor([0, 4]), torch.zeros(2, 3), 4, r"ids must lie in \[0, num_embeddings\) = \[0, 4\)"),
-        (torch.tensor([0, 1]), torch.zeros(2, 3), 0, "num_embeddings must be a positive int, got 0"),
+        (torch.tensor([0, 1]), torch.zeros(2, 3), 0, "num_embeddings must be a positive integer, got 0"),
     ],
 )
 def test_embedding_grad_bad_input(ids, grad_output, V, message):

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import NOTEBOOKS, read_notebook
 
 CHROMIUM = Path("/usr/bin/chromium")

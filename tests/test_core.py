@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import checks, display, plotting, runtime, widgets
+from course_lib.notebook import checks, display, plotting, runtime, widgets
 
 
 @pytest.fixture(autouse=True)
@@ -97,9 +97,9 @@ def test_warnings_print_without_file_paths():
 def test_show_source_returns_the_real_source_highlighted():
     view = display.show_source(runtime.seed_everything)
     assert repr(view).startswith("def seed_everything(seed: int) -> None:")
-    assert "course_lib.runtime.seed_everything" in view._repr_html_()
-    assert "<code>course_lib.display.Table</code>" in display.show_source(display.Table)._repr_html_()
-    assert "<code>course_lib.runtime</code>" in display.show_source(runtime)._repr_html_()
+    assert "course_lib.notebook.runtime.seed_everything" in view._repr_html_()
+    assert "<code>course_lib.notebook.display.Table</code>" in display.show_source(display.Table)._repr_html_()
+    assert "<code>course_lib.notebook.runtime</code>" in display.show_source(runtime)._repr_html_()
     with pytest.raises(ValueError, match="obj must be"):
         display.show_source(3)
 

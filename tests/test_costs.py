@@ -122,9 +122,9 @@ def test_kv_cache_bytes_matches_a_real_cache() -> None:
 
 
 def test_costs_bad_inputs() -> None:
-    with pytest.raises(ValueError, match="n must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
         self_attention_flops(0, 8)
-    with pytest.raises(ValueError, match="d must be a positive int, got 2.5"):
+    with pytest.raises(ValueError, match="d must be a positive integer, got 2.5"):
         rnn_flops(4, 2.5)
     with pytest.raises(ValueError, match="bytes_per_value must be a positive number, got 0"):
         kv_cache_bytes(1, 1, 1, 1, bytes_per_value=0)
@@ -132,7 +132,7 @@ def test_costs_bad_inputs() -> None:
         kv_cache_bytes(32, 32, 128, -1)
     with pytest.raises(ValueError, match="layer must be one of"):
         table1_costs("transformer", 4, 4)
-    with pytest.raises(ValueError, match="k must be a positive int, got None"):
+    with pytest.raises(ValueError, match="k must be a positive integer, got None"):
         table1_costs("convolutional", 4, 4)
     with pytest.raises(ValueError, match="k must be >= 2"):
         table1_costs("convolutional", 4, 4, k=1)

@@ -7,9 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.datasets import (DATA_DIR, DATASHEET, SPLITS, DatasheetRow, corpus_text, load_corpus,
-                                 load_generator, load_world, main, make_world, optimal_loss, read_datasheet,
-                                 record_files, sample_corpus, sha256, write_corpus)
+from course_lib.datasets import (
+    DATA_DIR,
+    DATASHEET,
+    SPLITS,
+    DatasheetRow,
+    corpus_text,
+    load_corpus,
+    load_generator,
+    load_world,
+    main,
+    make_world,
+    optimal_loss,
+    read_datasheet,
+    record_files,
+    sample_corpus,
+    sha256,
+    write_corpus,
+)
 
 README = (DATA_DIR / DATASHEET).read_text(encoding="utf-8")
 

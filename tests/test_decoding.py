@@ -415,8 +415,8 @@ PROMPT = torch.tensor([1, 2])
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: top_k_filter(torch.zeros(3), 0), "k must be a positive int, got 0"),
-    (lambda: top_k_filter(torch.zeros(3), 1.5), "k must be a positive int, got 1.5"),
+    (lambda: top_k_filter(torch.zeros(3), 0), "k must be a positive integer, got 0"),
+    (lambda: top_k_filter(torch.zeros(3), 1.5), "k must be a positive integer, got 1.5"),
     (lambda: top_p_filter(torch.zeros(3), 1.5), r"p must be in \(0, 1\], got 1.5"),
     (lambda: top_p_filter(torch.zeros(3), 0.0), r"p must be in \(0, 1\], got 0.0"),
     (lambda: top_p_filter(torch.zeros(3), 0.5, min_tokens_to_keep=0), "min_tokens_to_keep must be a positive int"),
@@ -424,10 +424,10 @@ PROMPT = torch.tensor([1, 2])
     (lambda: sampling_distribution(torch.zeros(3), -0.5), "temperature must be a finite number >= 0, got -0.5"),
     (lambda: sampling_distribution(torch.zeros(3), float("nan")), "temperature must be a finite number >= 0"),
     (lambda: sample(LM, PROMPT, 3, temperature=-1.0), "temperature must be a finite number >= 0, got -1.0"),
-    (lambda: sample(LM, PROMPT, 3, top_k=0), "top_k must be a positive int, got 0"),
+    (lambda: sample(LM, PROMPT, 3, top_k=0), "top_k must be a positive integer, got 0"),
     (lambda: sample(LM, PROMPT, 3, top_p=2.0), r"top_p must be in \(0, 1\], got 2.0"),
-    (lambda: beam_search(LM, PROMPT, 0, 3), "beam_width must be a positive int, got 0"),
-    (lambda: beam_search(LM, PROMPT, 2, 0), "max_new_tokens must be a positive int, got 0"),
+    (lambda: beam_search(LM, PROMPT, 0, 3), "beam_width must be a positive integer, got 0"),
+    (lambda: beam_search(LM, PROMPT, 2, 0), "max_new_tokens must be a positive integer, got 0"),
     (lambda: beam_search(LM, PROMPT, 2, 3, length_penalty=math.inf), "length_penalty must be a finite number"),
     (lambda: beam_search(LM, torch.tensor([[1], [2]]), 2, 3), "prompt_ids must hold one prompt"),
     (lambda: greedy_decode(LM, torch.tensor([7, 1]), 3), "prompt_ids must be token ids < vocab size 5, got max 7"),

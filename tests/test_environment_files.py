@@ -6,12 +6,11 @@ import re
 import tomllib
 
 import pytest
+from conftest import REPO
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
-from conftest import REPO
 
 CONDA_NAMES = {"pytorch": "torch"}  # conda-forge package name -> PyPI name
 NOT_PACKAGES = {"python", "pip"}

@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 from course_lib import measure
 from course_lib.attention import scaled_dot_product_attention, tiled_attention
 from course_lib.costs import attention_scores_bytes
-from course_lib.measure import NOTHING_CREATED, cpu_seconds, largest_intermediate, loglog_slope
+from course_lib.measure import (
+    NOTHING_CREATED,
+    cpu_seconds,
+    largest_intermediate,
+    loglog_slope,
+)
 
 # --------------------------------------------------------------------------------------------------
 # loglog_slope
@@ -216,9 +221,9 @@ def test_cpu_seconds_runs_torch_on_one_thread_and_restores_it() -> None:
     ({"budget": math.nan}, "budget must be a positive number of seconds, got nan"),
     ({"budget": True}, "budget must be a positive number of seconds, got True"),
     ({"budget": "0.1"}, "budget must be a positive number of seconds, got '0.1'"),
-    ({"min_runs": 0}, "min_runs must be a positive int, got 0"),
-    ({"min_runs": 2.0}, "min_runs must be a positive int, got 2.0"),
-    ({"max_runs": False}, "max_runs must be a positive int, got False"),
+    ({"min_runs": 0}, "min_runs must be a positive integer, got 0"),
+    ({"min_runs": 2.0}, "min_runs must be a positive integer, got 2.0"),
+    ({"max_runs": False}, "max_runs must be a positive integer, got False"),
     ({"min_runs": 5, "max_runs": 4}, "max_runs must be at least min_runs = 5, got 4"),
 ])
 def test_cpu_seconds_bad_inputs(kwargs: dict, message: str) -> None:

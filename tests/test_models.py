@@ -8,8 +8,16 @@ import torch
 
 from course_lib.decoding import beam_search, greedy_decode, sample
 from course_lib.embeddings import lookup_as_matmul
-from course_lib.models import (SPECIAL_TOKENS, EncoderOutput, EncoderTokenizer, NextTokenLogits, TinyEncoder,
-                               TinyEncoderConfig, TinyGPT, TinyGPTConfig)
+from course_lib.models import (
+    SPECIAL_TOKENS,
+    EncoderOutput,
+    EncoderTokenizer,
+    NextTokenLogits,
+    TinyEncoder,
+    TinyEncoderConfig,
+    TinyGPT,
+    TinyGPTConfig,
+)
 from course_lib.tokenization import BPETokenizer
 
 
@@ -145,9 +153,9 @@ def test_bad_model_input_raises_a_clear_value_error(call, message):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"d_model": 30}, "d_model must be divisible by n_heads, got d_model=30, n_heads=4"),
-    ({"vocab_size": 0}, "vocab_size must be a positive int, got 0"),
-    ({"context_length": 2.5}, "context_length must be a positive int, got 2.5"),
-    ({"d_ff": -1}, "d_ff must be a positive int, got -1"),
+    ({"vocab_size": 0}, "vocab_size must be a positive integer, got 0"),
+    ({"context_length": 2.5}, "context_length must be a positive integer, got 2.5"),
+    ({"d_ff": -1}, "d_ff must be a positive integer, got -1"),
 ])
 def test_bad_config_raises_a_clear_value_error(overrides, message):
     config = dict(vocab_size=40, context_length=24, d_model=32, n_heads=4, n_layers=2) | overrides

@@ -7,9 +7,16 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import (
+    NOTEBOOKS,
+    REPO,
+    load_script,
+    notebook_paths,
+    numbered_notebook_paths,
+    read_notebook,
+)
 
-from conftest import NOTEBOOKS, REPO, load_script, notebook_paths, numbered_notebook_paths, read_notebook
-from course_lib.student_edition import exercises_start, find_exercises
+from course_lib.tooling.student_edition import exercises_start, find_exercises
 
 SECTIONS = ["The answer in 30 seconds", "Setup", "Try it", "What the common answer gets wrong",
             "Follow-up questions", "Exercises", "References"]

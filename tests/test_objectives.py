@@ -129,7 +129,7 @@ def test_mlm_loss_counts_only_selected_positions():
         ({"ids": torch.tensor([5, V])}, r"ids must lie in \[0, vocab_size\) = \[0, 500\), got values in \[5, 500\]"),
         ({"mask_id": V}, r"mask_id and special_ids must be ints in \[0, 500\), got 500"),
         ({"special_ids": (0, -1)}, "got -1"),
-        ({"vocab_size": 0}, "vocab_size must be a positive int, got 0"),
+        ({"vocab_size": 0}, "vocab_size must be a positive integer, got 0"),
         ({"vocab_size": 4, "ids": torch.tensor([0, 1])}, "every id is special"),
     ],
 )

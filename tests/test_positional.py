@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.attention import causal_mask, scaled_dot_product_attention, softmax
+from course_lib.attention import causal_mask, scaled_dot_product_attention
 from course_lib.positional import (
     LearnedPositions,
     alibi_bias,
@@ -18,6 +18,7 @@ from course_lib.positional import (
     apply_rope,
     sinusoidal_positions,
 )
+from course_lib.softmax import softmax
 
 
 def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -63,7 +64,7 @@ def test_learned_positions() -> None:
 def test_positional_bad_inputs() -> None:
     with pytest.raises(ValueError, match="d_model must be even"):
         sinusoidal_positions(4, 7)
-    with pytest.raises(ValueError, match="n_positions must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="n_positions must be a positive integer, got 0"):
         sinusoidal_positions(0, 8)
     with pytest.raises(ValueError, match="base must be"):
         sinusoidal_positions(4, 8, base=1.0)
@@ -190,9 +191,9 @@ def test_alibi_bias_in_half_precision_attention(dtype) -> None:
 
 
 def test_alibi_bad_inputs() -> None:
-    with pytest.raises(ValueError, match="n_heads must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="n_heads must be a positive integer, got 0"):
         alibi_slopes(0)
-    with pytest.raises(ValueError, match="n_positions must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="n_positions must be a positive integer, got 0"):
         alibi_bias(4, 0)
     with pytest.raises(ValueError, match="dtype must be a floating-point torch.dtype, got torch.int64"):
         alibi_bias(4, 3, dtype=torch.long)

@@ -10,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from course_lib.quantization import dequantize, fake_quantize, quantize_absmax, quantized_copy
+from course_lib.quantization import (
+    dequantize,
+    fake_quantize,
+    quantize_absmax,
+    quantized_copy,
+)
 
 
 def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -6,7 +6,6 @@ import sys
 
 import nbformat
 import pytest
-
 from conftest import NOTEBOOKS, load_script
 
 run_notebooks = load_script("run_notebooks")

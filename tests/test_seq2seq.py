@@ -234,10 +234,10 @@ def test_fit_sets_each_steps_learning_rate(monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"vocab_size": 0}, "vocab_size must be a positive int, got 0"),
-    ({"vocab_size": 10, "d_hidden": 2.5}, "d_hidden must be a positive int, got 2.5"),
+    ({"vocab_size": 0}, "vocab_size must be a positive integer, got 0"),
+    ({"vocab_size": 10, "d_hidden": 2.5}, "d_hidden must be a positive integer, got 2.5"),
     ({"vocab_size": 10, "attention": 1}, "attention must be a bool, got 1"),
-    ({"vocab_size": 10, "d_attention": -1}, "d_attention must be a positive int, got -1"),
+    ({"vocab_size": 10, "d_attention": -1}, "d_attention must be a positive integer, got -1"),
 ])
 def test_bad_config_raises(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -259,7 +259,7 @@ def test_bad_task_inputs_raise():
         TASK.batch([[BOS, 4]])
     with pytest.raises(ValueError, match="max_length must be >= min_length=5, got 3"):
         TASK.sample(4, 5, 3, seed=0)
-    with pytest.raises(ValueError, match="n must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
         TASK.sample(0, 2, 3, seed=0)
     with pytest.raises(ValueError, match="seed must be a non-negative int or a torch.Generator, got -1"):
         TASK.sample(4, 2, 3, seed=-1)
@@ -286,7 +286,7 @@ def test_bad_model_inputs_raise():
         model.loss(Batch(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out[:, :-1]))
     with pytest.raises(ValueError, match="batch must be a Batch"):
         model.loss((batch.src, batch.tgt_out))
-    with pytest.raises(ValueError, match="max_length must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="max_length must be a positive integer, got 0"):
         model.greedy_decode(batch.src, batch.src_lengths, 0)
     with pytest.raises(ValueError, match="config must be a Seq2SeqConfig"):
         Seq2Seq({"vocab_size": 55})
@@ -294,7 +294,7 @@ def test_bad_model_inputs_raise():
         model.decoder.attention(torch.zeros(1, 16), torch.zeros(1, 3, 16), torch.zeros(1, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(1, 3\)"):
         model.decoder.attention(torch.zeros(1, 16), torch.zeros(1, 3, 16), torch.ones(1, 3))
-    with pytest.raises(ValueError, match="d_attention must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="d_attention must be a positive integer, got 0"):
         AttentionGRUDecoder(10, 4, 4, 0)
     with pytest.raises(ValueError, match="d_hidden must be a positive int"):
         GRUDecoder(10, 4, 0)
@@ -305,7 +305,7 @@ def test_bad_model_inputs_raise():
         fit(fit_model, TASK, 3, 2, 2, 3, lambda step: 1e-3, 0)  # an int would repeat one batch
     with pytest.raises(ValueError, match="learning_rate must be a function of the step, got 0.01"):
         fit(fit_model, TASK, 3, 2, 2, 3, 0.01, torch.Generator())
-    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         fit(fit_model, TASK, 3, 0, 2, 3, lambda step: 1e-3, torch.Generator())
-    with pytest.raises(ValueError, match="lengths must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="lengths must be a positive integer, got 0"):
         accuracy_by_length(fit_model, TASK, [0], n=2, seed=0)

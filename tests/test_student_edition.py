@@ -11,11 +11,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import NOTEBOOKS, numbered_notebook_paths, read_notebook
 from jupyter_client.manager import start_new_kernel
 
-from conftest import NOTEBOOKS, numbered_notebook_paths, read_notebook
-from course_lib.student_edition import (
-    build_student_edition, exercises_start, find_exercises, none_answer, strip_solutions, student_notebook)
+from course_lib.tooling.student_edition import (
+    build_student_edition,
+    exercises_start,
+    find_exercises,
+    none_answer,
+    strip_solutions,
+    student_notebook,
+)
 
 CELL_TIMEOUT = 300
 

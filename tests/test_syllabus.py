@@ -7,10 +7,16 @@ import json
 import re
 
 import pytest
-
 from conftest import NOTEBOOKS, REPO, read_notebook
-from course_lib import syllabus
-from course_lib.syllabus import END, LESSONS, START, markdown_table, write_readme_table
+
+from course_lib.tooling import syllabus
+from course_lib.tooling.syllabus import (
+    END,
+    LESSONS,
+    START,
+    markdown_table,
+    write_readme_table,
+)
 
 
 def test_fifty_lessons_in_order_with_unique_notebooks():
@@ -21,12 +27,12 @@ def test_fifty_lessons_in_order_with_unique_notebooks():
 def test_every_notebook_on_disk_is_a_lesson():
     names = {lesson.notebook for lesson in LESSONS} | {"00_start_here.ipynb"}
     stray = [p.name for p in NOTEBOOKS.glob("*.ipynb") if p.name not in names]
-    assert not stray, f"notebooks not in course_lib.syllabus: {stray}"
+    assert not stray, f"notebooks not in course_lib.tooling.syllabus: {stray}"
 
 
 def test_readme_shows_the_current_table():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert markdown_table() in readme, "README table is stale: run `python -m course_lib.syllabus`"
+    assert markdown_table() in readme, "README table is stale: run `python -m course_lib.tooling.syllabus`"
 
 
 def test_start_here_shows_the_current_table():

@@ -1,4 +1,4 @@
-"""Tests for course_lib.token_plots: token labels, box layout, and figures that fit their boxes."""
+"""Tests for course_lib.notebook.token_plots: token labels, box layout, and figures that fit their boxes."""
 
 from __future__ import annotations
 
@@ -12,13 +12,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from course_lib.plotting import subplots, use_course_style  # noqa: E402
-from matplotlib.colors import to_rgba  # noqa: E402
-
-from course_lib.token_plots import (BOX_COLOURS, HIGHLIGHT_COLOUR, VISIBLE_WHITESPACE, _drawable,  # noqa: E402
-                                    plot_tokens, rows_needed, token_figure, token_label, token_pieces)
+from course_lib.notebook.plotting import subplots, use_course_style  # noqa: E402
+from course_lib.notebook.token_plots import (  # noqa: E402
+    BOX_COLOURS,
+    HIGHLIGHT_COLOUR,
+    VISIBLE_WHITESPACE,
+    _drawable,
+    plot_tokens,
+    rows_needed,
+    token_figure,
+    token_label,
+    token_pieces,
+)
 from course_lib.tokenization import BPETokenizer, WordLevelTokenizer, WordPieceTokenizer  # noqa: E402
 
 TEXT = "The cat sat on the mat. The dog sat on the log. Where is the cat? 猫 ሰላም 😀\n" * 3

@@ -224,11 +224,11 @@ def test_bad_inputs() -> None:
         DecoderBlock(D, H, norm_position="middle")
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.5"):
         EncoderBlock(D, H, dropout=1.5)
-    with pytest.raises(ValueError, match="d_ff must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="d_ff must be a positive integer, got 0"):
         MLP(D, 0)
-    with pytest.raises(ValueError, match="d_model must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="d_model must be a positive integer, got 0"):
         MLP(0)
-    with pytest.raises(ValueError, match="n_layers must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="n_layers must be a positive integer, got 0"):
         Decoder(0, D, H)
     with pytest.raises(ValueError, match="d_model must be divisible by n_heads"):
         DecoderBlock(10, 4)

@@ -15,8 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import course_lib.world
-from course_lib.world import (KINDS, RELATIONS, TEMPLATES, VISIT, Derivation, DocumentGenerator, Fact,
-                              Sentence, World)
+from course_lib.world import (
+    KINDS,
+    RELATIONS,
+    TEMPLATES,
+    VISIT,
+    Derivation,
+    DocumentGenerator,
+    Fact,
+    Sentence,
+    World,
+)
 
 TINY_CONFIGS = {
     "two-kinds": dict(world=dict(seed=3, n_people=2, n_cities=2),

@@ -13,45 +13,51 @@ import struct
 import pytest
 import torch
 
-from course_lib.datasets import DATA_DIR, WORLD_FILE, load_corpus, load_generator, load_world, optimal_loss, sha256
+from course_lib.datasets import (
+    DATA_DIR,
+    WORLD_FILE,
+    load_corpus,
+    load_generator,
+    load_world,
+    optimal_loss,
+    sha256,
+)
 from course_lib.decoding import greedy_decode
 from course_lib.models import EncoderTokenizer, TinyEncoder, TinyGPT
 from course_lib.objectives import make_nsp_pairs
 from course_lib.seq2seq import ReversalTask, Seq2Seq, accuracy_by_length
 from course_lib.zoo import (
+    ENCODER_ZOO,
     SEQ2SEQ_ZOO,
     ZOO,
+    EncoderTrainConfig,
     Seq2SeqTrainConfig,
     TrainConfig,
     checkpoint_paths,
     document_nats,
     encode_document,
-    learning_rate,
-    load_card,
-    load_seq2seq,
-    load_tiny_gpt,
-    main,
-    save_seq2seq,
-    save_tiny_encoder,
-    save_tiny_gpt,
-    train_seq2seq,
-    train_tiny_gpt,
-    train_tokenizer,
-)
-from course_lib.zoo import (
-    ENCODER_ZOO,
-    EncoderTrainConfig,
     evaluate_encoder,
     fact_fill_accuracy,
     fact_fills,
+    learning_rate,
+    load_card,
+    load_seq2seq,
     load_tiny_encoder,
+    load_tiny_gpt,
+    main,
     make_pair_batch,
     mask_for_mlm,
     pack_pairs,
     pretraining_losses,
+    save_seq2seq,
+    save_tiny_encoder,
+    save_tiny_gpt,
     sentence_ids,
     split_sentences,
+    train_seq2seq,
     train_tiny_encoder,
+    train_tiny_gpt,
+    train_tokenizer,
 )
 
 NAME = "tiny_gpt"
@@ -139,7 +145,7 @@ def test_learning_rate_schedule():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"steps": 0}, "steps must be a positive int, got 0"),
+    ({"steps": 0}, "steps must be a positive integer, got 0"),
     ({"warmup_steps": 10, "steps": 10}, r"warmup_steps must be in \[0, steps=10\), got 10"),
     ({"learning_rate": 0.0}, "learning_rate must be > 0, got 0.0"),
     ({"name": "my model"}, "name must be an identifier-like string"),
@@ -147,7 +153,7 @@ def test_learning_rate_schedule():
     ({"warmup_steps": 2.5}, r"warmup_steps must be in \[0, steps=2000\), got 2.5"),
     ({"weight_decay": -1.0}, "weight_decay must be >= 0, got -1.0"),
     ({"d_model": 30}, "d_model must be divisible by n_heads, got d_model=30, n_heads=4"),
-    ({"context_length": 0}, "context_length must be a positive int, got 0"),
+    ({"context_length": 0}, "context_length must be a positive integer, got 0"),
 ])
 def test_bad_train_config_raises_a_clear_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -163,7 +169,7 @@ def test_bad_document_nats_inputs_raise_a_clear_value_error(shipped):
     model, tokenizer, _ = shipped
     with pytest.raises(ValueError, match="documents must be a non-empty sequence of str, got 'Rozi.'"):
         document_nats(model, tokenizer, "Rozi.")
-    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         document_nats(model, tokenizer, ["Rozi."], batch_size=0)
 
 
@@ -291,7 +297,7 @@ def test_attention_removes_the_bottleneck_within_the_training_lengths():
 def test_bad_seq2seq_zoo_inputs_raise_a_clear_value_error():
     with pytest.raises(ValueError, match="lengths must satisfy min_length <= max_length <= eval_max_length"):
         Seq2SeqTrainConfig(min_length=5, max_length=3)
-    with pytest.raises(ValueError, match="steps must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
         Seq2SeqTrainConfig(steps=0)
     with pytest.raises(ValueError, match="config must be a Seq2SeqTrainConfig"):
         train_seq2seq(ZOO["tiny_gpt"])
@@ -411,7 +417,7 @@ def test_split_sentences_undoes_the_generators_joining():
     (lambda: EncoderTrainConfig(pair_objective="mlm"), r"pair_objective must be one of \('nsp', 'sop'\), got 'mlm'"),
     (lambda: EncoderTrainConfig(mask_prob=1.5), r"mask_prob must be a float in \(0, 1\), got 1.5"),
     (lambda: EncoderTrainConfig(max_sentences=1), "max_sentences must be an int >= 2, got 1"),
-    (lambda: EncoderTrainConfig(steps=0), "steps must be a positive int, got 0"),
+    (lambda: EncoderTrainConfig(steps=0), "steps must be a positive integer, got 0"),
     (lambda: train_tiny_encoder(ZOO["tiny_gpt"]), "config must be an EncoderTrainConfig"),
     (lambda: load_tiny_encoder("tiny_gpt"), "name must be a tiny encoder in .*, got 'tiny_gpt'"),
     (lambda: EncoderTrainConfig(d_model=30), "d_model must be divisible by n_heads"),

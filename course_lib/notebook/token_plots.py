@@ -30,7 +30,7 @@ from matplotlib.font_manager import FontProperties, findfont, get_font
 from matplotlib.textpath import text_to_path
 from matplotlib.transforms import ScaledTranslation
 
-from course_lib.plotting import PALETTE
+from course_lib.notebook.plotting import PALETTE
 from course_lib.tokenization import BPETokenizer, Tokenizer
 
 VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\t": "⇥"}

@@ -9,7 +9,7 @@ it stands, loses its outputs. The builder never writes into the source folder. `
 the tests a wrong answer to feed each check (every answer None). Left out: markdown solutions,
 grading, and nbgrader's cell metadata.
 
-Command line: ``python -m course_lib.student_edition OUT_DIR [--source notebooks]``.
+Command line: ``python -m course_lib.tooling.student_edition OUT_DIR [--source notebooks]``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 EXERCISES_HEADING = re.compile(r"^##\s+Exercises\s*$", re.MULTILINE)
-REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+REPO_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def _replace_solutions(source: str, replace: Callable[[list[str], str], list[str]]) -> str:

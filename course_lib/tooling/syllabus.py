@@ -4,7 +4,7 @@ One table feeds the README and `00_start_here.ipynb`, so the two never disagree;
 README against it. A lesson links to its notebook only once the notebook exists. Left out: the
 lessons' content (it lives in the notebooks) and any ordering other than the questions' own.
 
-Command line: ``python -m course_lib.syllabus`` rewrites the table in README.md (between its
+Command line: ``python -m course_lib.tooling.syllabus`` rewrites the table in README.md (between its
 ``syllabus`` markers); ``--print`` prints it instead.
 """
 
@@ -14,7 +14,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(3, "beam_search", "What is beam search, and how does it differ from greedy decoding?", ("decoding", "zoo")),
     _L(4, "temperature", "What does the temperature do when an LLM generates text?", ("decoding", "zoo")),
     _L(5, "masked_language_modeling", "What is masked language modelling, and what does it give pretraining?", ("objectives", "zoo")),
-    _L(6, "sequence_to_sequence", "What are sequence-to-sequence models?", ("seq2seq", "attention")),
+    _L(6, "sequence_to_sequence", "What are sequence-to-sequence models?", ("seq2seq", "softmax")),
     _L(7, "autoregressive_vs_masked", "How do autoregressive and masked models differ in training?", ("attention", "objectives")),
     _L(8, "embeddings", "What do embeddings do in an LLM, and how are they initialised?", ("embeddings", "models")),
     _L(9, "next_sentence_prediction", "What is next sentence prediction, and is it useful?", ("objectives",)),
@@ -48,13 +48,13 @@ LESSONS: tuple[Lesson, ...] = (
     _L(12, "catastrophic_forgetting", "How can catastrophic forgetting be mitigated?", ("continual",)),
     _L(13, "distillation", "What is model distillation, and how is it used for LLMs?", ("distillation",)),
     _L(14, "out_of_vocabulary", "How do LLMs handle out-of-vocabulary words?", ("tokenization",)),
-    _L(15, "transformer_vs_seq2seq", "What did the Transformer fix in recurrent sequence-to-sequence models?", ("costs", "attention", "measure", "models", "decoding", "autograd")),
+    _L(15, "transformer_vs_seq2seq", "What did the Transformer fix in recurrent sequence-to-sequence models?", ("costs", "attention", "measure", "models", "decoding")),
     _L(16, "overfitting", "What is overfitting, and how is it prevented?", ("training",)),
     _L(17, "generative_vs_discriminative", "What are generative and discriminative models?", ("classifiers",)),
     _L(18, "gpt4_vs_gpt3", "How do GPT-4 and GPT-3 differ, by what is actually disclosed?", ("scaling",)),
     _L(19, "positional_encodings", "What are positional encodings, and which kinds do LLMs use?", ("positional",)),
     _L(20, "multi_head_attention", "How does multi-head attention work?", ("attention",)),
-    _L(21, "softmax", "What does the softmax do inside attention?", ("attention",)),
+    _L(21, "softmax", "What does the softmax do inside attention?", ("softmax", "attention")),
     _L(22, "dot_product_cost", "How is the dot product used in self-attention, and what does it cost?", ("attention", "costs", "measure")),
     _L(23, "cross_entropy", "What is cross-entropy, and why is it the language-modelling loss?", ("losses",)),
     _L(24, "gradient_wrt_embeddings", "How is the gradient of the loss with respect to the embeddings computed?", ("losses", "autograd")),

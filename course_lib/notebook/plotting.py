@@ -2,7 +2,7 @@
 
 Figures are drawn by code in the notebooks; this module only fixes how they look (size, fonts,
 colours, grid) so fifty notebooks read as one course. Left out: interactive backends (the widget
-helpers in `course_lib.widgets` redraw static figures) and any lesson-specific plot.
+helpers in `course_lib.notebook.widgets` redraw static figures) and any lesson-specific plot.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ COURSE_STYLE: dict[str, object] = {
 
 
 def use_course_style() -> None:
-    """Apply the course style to matplotlib (called by `course_lib.runtime.setup`)."""
+    """Apply the course style to matplotlib (called by `course_lib.notebook.runtime.setup`)."""
     plt.rcParams.update(COURSE_STYLE)
     plt.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
 

@@ -2,7 +2,7 @@
 
 Where a lesson is to *see* the code, the notebook shows the library's source with `show_source`
 and then calls the function: one piece of code, in one place. Left out: anything interactive
-(see `course_lib.widgets`).
+(see `course_lib.notebook.widgets`).
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> RunI
     torch.set_num_threads(threads)
     warnings.formatwarning = _short_warning
     if style:
-        from course_lib.plotting import use_course_style
+        from course_lib.notebook.plotting import use_course_style
 
         use_course_style()
     return RunInfo(seed=seed, threads=threads, device=get_device())
