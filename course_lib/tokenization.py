@@ -10,14 +10,19 @@ Implemented:
   input. Training counts pairs once over the *distinct* pre-tokens, weighted by how often each occurs,
   and after each merge updates only the counts of the pre-tokens that contained the merged pair
   (`naive_bpe_merges` is the textbook version that recounts everything, kept as a reference).
+  Special tokens (GPT-2's ``<|endoftext|>``) are registered with ids after the merges; `encode` cuts
+  them out of the text before pre-tokenization, as minbpe's RegexTokenizer and tiktoken do, and
+  only where ``allowed_special`` lets it: by default a special token in the text is an error.
 - `WordLevelTokenizer`: one id per known word, ``[UNK]`` for every other word.
 - `WordPieceTokenizer`: BERT's greedy longest-match-first segmentation into a word-initial piece and
   ``##`` continuation pieces, ``[UNK]`` for a word it cannot cover; trained with the WordPiece
   likelihood score ``freq(ab) / (freq(a) * freq(b))``.
 - `split_words`: the word splitter the word-level and WordPiece tokenizers share.
 
-Left out: special tokens (GPT-2's ``<|endoftext|>``, BERT's ``[CLS]``/``[SEP]``/``[MASK]``), Unicode
-normalisation and lowercasing, BERT's accent stripping, SentencePiece and unigram-LM tokenizers,
+Left out: special tokens for the word-level and WordPiece tokenizers (BERT's ``[CLS]``/``[SEP]``/
+``[MASK]`` are added by `course_lib.models.EncoderTokenizer`), tiktoken's ``disallowed_special``
+argument (here a registered special token that ``allowed_special`` does not allow is either an
+error, ``"none_raise"``, or plain text), Unicode normalisation and lowercasing, BERT's accent stripping, SentencePiece and unigram-LM tokenizers,
 BPE dropout, and training on texts too large to hold in memory.
 """
 
@@ -30,9 +35,11 @@ import warnings
 from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Callable, Hashable, Iterable, Sequence
+from typing import AbstractSet, Callable, Hashable, Iterable, Mapping, Sequence
 
 import regex
+
+from course_lib.validation import integer, one_of, type_name
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 """GPT-2's pre-tokenization regex, verbatim from openai/gpt-2 ``src/encoder.py`` (Radford et al., 2019)."""
@@ -51,6 +58,7 @@ UNK_TOKEN = "[UNK]"
 
 _BYTES = 256
 _ENCODE_CACHE_LIMIT = 100_000
+ALLOWED_SPECIAL_MODES = ("all", "none", "none_raise")
 
 Pair = tuple[Hashable, Hashable]
 
@@ -264,6 +272,7 @@ class BPETokenizer(Tokenizer):
     def __init__(self, pattern: str | None = GPT2_PATTERN) -> None:
         self._compiled = _compile_pattern(pattern)
         self.pattern = pattern
+        self._special_tokens: dict[str, int] = {}
         self._set_merges([])
 
     def _set_merges(self, merges: list[tuple[int, int]]) -> None:
@@ -273,11 +282,48 @@ class BPETokenizer(Tokenizer):
             self.vocab[new_id] = self.vocab[a] + self.vocab[b]
         self._ranks = {pair: rank for rank, pair in enumerate(merges)}
         self._cache: dict[str, tuple[int, ...]] = {}
+        self.vocab.update((i, token.encode("utf-8")) for token, i in self._special_tokens.items())
 
     @property
     def vocab_size(self) -> int:
-        """256 byte tokens plus one token per merge."""
-        return _BYTES + len(self.merges)
+        """256 byte tokens plus one token per merge, plus the special tokens.
+
+        Precisely: one more than the largest id, the rows an embedding table needs (special ids may
+        leave a gap after the merges, as in tiktoken's ``cl100k_base``; GPT-2's ``<|endoftext|>`` is
+        50,256, right after its merges, for 50,257 ids).
+        """
+        return max([_BYTES + len(self.merges), *(i + 1 for i in self._special_tokens.values())])
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """The registered special tokens and their ids (a copy: change them with `register_special_tokens`)."""
+        return dict(self._special_tokens)
+
+    def register_special_tokens(self, tokens: Mapping[str, int]) -> None:
+        """Make each string of ``tokens`` a special token with the given id (replacing any earlier ones).
+
+        ``tokens`` maps non-empty strings to distinct ids at or after ``256 + len(merges)``, so that
+        they collide neither with the vocabulary nor with each other, e.g.
+        ``{"<|endoftext|>": tokenizer.vocab_size}``. A special token is one id that no text encodes
+        to unless `encode`'s ``allowed_special`` lets it; `decode` writes it as its string. An empty
+        mapping removes the special tokens.
+        """
+        if not isinstance(tokens, Mapping):
+            raise TypeError(f"tokens must be a dict of str -> int, got {type_name(tokens)}")
+        first_free = _BYTES + len(self.merges)
+        owners: dict[int, str] = {}
+        for token, token_id in tokens.items():
+            token = _check_text(token, "a special token", allow_empty=False)
+            token_id = integer(token_id, f"the id of special token {token!r}")
+            if token_id < first_free:
+                raise ValueError(f"the id of special token {token!r} must not collide with the vocabulary "
+                                 f"(ids 0..{first_free - 1} are bytes and merges), got {token_id}")
+            if token_id in owners:
+                raise ValueError(f"special tokens must have distinct ids, got {token_id} for both "
+                                 f"{owners[token_id]!r} and {token!r}")
+            owners[token_id] = token
+        self._special_tokens = {token: token_id for token_id, token in owners.items()}
+        self._set_merges(self.merges)
 
     def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
         """Learn ``vocab_size - 256`` merges from ``text`` (replacing any earlier ones).
@@ -286,6 +332,7 @@ class BPETokenizer(Tokenizer):
         """
         text = _check_text(text, allow_empty=False)
         vocab_size = _check_int(vocab_size, "vocab_size", minimum=_BYTES)
+        self._check_below_special_ids(vocab_size)
         chunk_counts = Counter(_pre_tokenize(self._compiled, text))
         counts = _PairCounts([list(c.encode("utf-8")) for c in chunk_counts], list(chunk_counts.values()))
 
@@ -311,6 +358,13 @@ class BPETokenizer(Tokenizer):
             merges.append(pair)
         self._set_merges(merges)
 
+    def _check_below_special_ids(self, vocab_size: int) -> None:
+        """Raise if merges up to id ``vocab_size - 1`` would take the id of a registered special token."""
+        if self._special_tokens and vocab_size > min(self._special_tokens.values()):
+            token, i = min(self._special_tokens.items(), key=lambda item: item[1])
+            raise ValueError(f"vocab_size must leave the special token ids free (the merges would take ids "
+                             f"up to {vocab_size - 1}, and {token!r} has id {i}), got {vocab_size}")
+
     def _encode_chunk(self, data: bytes) -> tuple[int, ...]:
         ids = list(data)
         while len(ids) >= 2:
@@ -321,9 +375,50 @@ class BPETokenizer(Tokenizer):
             ids = _merge(ids, pair, _BYTES + rank)
         return tuple(ids)
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``; any str that UTF-8 can encode is accepted (no unknown tokens)."""
+    def encode(self, text: str, allowed_special: str | AbstractSet[str] = "none_raise") -> list[int]:
+        """Token ids of ``text``; any str that UTF-8 can encode is accepted (no unknown tokens).
+
+        ``allowed_special`` says what a registered special token written in the text becomes:
+        ``"all"``: its special id; ``"none"``: plain text, encoded byte by byte like any other;
+        ``"none_raise"`` (the default): a ValueError, so that text from outside (a user, a web page)
+        cannot smuggle in a token such as ``<|endoftext|>``; a set of special tokens: the special id
+        for those, plain text for the others. Special tokens are cut out before pre-tokenization, so
+        no merge ever crosses one.
+        """
         text = _check_text(text)
+        special = self._allowed_specials(text, allowed_special)
+        if not special:
+            return self._encode_ordinary(text)
+        parts = regex.split(f"({'|'.join(regex.escape(t) for t in sorted(special, key=len, reverse=True))})", text)
+        ids: list[int] = []
+        for position, part in enumerate(parts):  # odd positions hold the special tokens found
+            ids.extend([special[part]] if position % 2 else self._encode_ordinary(part))
+        return ids
+
+    def _allowed_specials(self, text: str, allowed_special: object) -> dict[str, int]:
+        """The special tokens that `encode` turns into special ids for ``allowed_special``."""
+        if isinstance(allowed_special, str):
+            one_of(allowed_special, "allowed_special", ALLOWED_SPECIAL_MODES)
+            if allowed_special == "none_raise":
+                found = [(text.find(t), t) for t in self._special_tokens if t in text]
+                if found:
+                    index, token = min(found)
+                    raise ValueError(
+                        f"text contains the special token {token!r} at index {index}; pass "
+                        f"allowed_special='all' (or a set with it) to encode it as a special token, or "
+                        f"'none' to encode it as plain text")
+            return dict(self._special_tokens) if allowed_special == "all" else {}
+        if not isinstance(allowed_special, AbstractSet):
+            raise TypeError(f"allowed_special must be 'all', 'none', 'none_raise' or a set of special tokens, "
+                            f"got {type_name(allowed_special)}")
+        unknown = sorted(str(t) for t in allowed_special if t not in self._special_tokens)
+        if unknown:
+            raise ValueError(f"allowed_special must hold registered special tokens "
+                             f"{sorted(self._special_tokens)}, got {unknown}")
+        return {t: self._special_tokens[t] for t in allowed_special}
+
+    def _encode_ordinary(self, text: str) -> list[int]:
+        """Token ids of ``text`` read as plain text: pre-tokens, then merges; no special tokens."""
         if self._compiled is None:
             return list(self._encode_chunk(text.encode("utf-8")))
         if len(self._cache) > _ENCODE_CACHE_LIMIT:
@@ -339,15 +434,23 @@ class BPETokenizer(Tokenizer):
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; bytes that are not valid UTF-8 become U+FFFD (``errors="replace"``)."""
         ids = _check_ids(ids, self.vocab_size)
+        for position, i in enumerate(ids):
+            if i not in self.vocab:
+                raise ValueError(f"ids[{position}] = {i} is in the gap between the merges and the special tokens")
         return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
 
     def save(self, path: str | Path) -> None:
-        """Write the pattern and the merges to a small JSON file, one merge per line."""
+        """Write the pattern, the merges (one per line) and any special tokens to a small JSON file.
+
+        A tokenizer without special tokens writes no ``special_tokens`` entry, the same file as before
+        they existed.
+        """
         lines = ",\n".join(f"    [{a}, {b}]" for a, b in self.merges)
         merges = f"[\n{lines}\n  ]" if self.merges else "[]"
+        special = f',\n  "special_tokens": {json.dumps(self._special_tokens)}' if self._special_tokens else ""
         Path(path).write_text(
             f'{{\n  "type": "byte-level BPE",\n  "pattern": {json.dumps(self.pattern)},\n'
-            f'  "merges": {merges}\n}}\n',
+            f'  "merges": {merges}{special}\n}}\n',
             encoding="utf-8",
         )
 
@@ -368,6 +471,7 @@ class BPETokenizer(Tokenizer):
             raise ValueError(f"path must name its pre-tokenization pattern (null for none), got {str(path)!r}")
         tokenizer = cls(data["pattern"])
         tokenizer._set_merges(_read_merges(data["merges"], path))
+        _read_special_tokens(tokenizer, data.get("special_tokens", {}), path)
         return tokenizer
 
 
@@ -385,6 +489,16 @@ def _read_merges(merges: object, path: str | Path) -> list[tuple[int, int]]:
             raise ValueError(f"merge {rank} in {str(path)!r} repeats merge {pairs[tuple(merge)]}, got {merge!r}")
         pairs[merge[0], merge[1]] = rank
     return list(pairs)
+
+
+def _read_special_tokens(tokenizer: BPETokenizer, tokens: object, path: str | Path) -> None:
+    """Register the special tokens of a saved tokenizer (files written before they existed have none)."""
+    if not isinstance(tokens, dict) or any(isinstance(i, bool) or not isinstance(i, int) for i in tokens.values()):
+        raise ValueError(f"special_tokens in {str(path)!r} must map strings to int ids, got {tokens!r:.80}")
+    try:
+        tokenizer.register_special_tokens(tokens)
+    except ValueError as error:
+        raise ValueError(f"special_tokens in {str(path)!r}: {error}") from None
 
 
 def naive_bpe_merges(text: str, n_merges: int, pattern: str | None = GPT2_PATTERN) -> list[tuple[int, int]]:
