@@ -22,6 +22,13 @@ Implemented:
   which is how one sees what beam search misses.
 - `sampling_distribution`, `top_k_filter`, `top_p_filter` and `sample`: temperature first
   (``logits / T``; ``T = 0`` is the argmax, i.e. greedy), then top-k, then top-p, then softmax.
+- Text in, text out, for the lessons on prompting: `generate_text` (a prompt's continuation, greedy
+  or sampled, up to a stop string or token) and, for multiple choice and zero-shot classification,
+  `continuation_log_prob` (log p of given tokens after a prompt) and `score_options` (one score per
+  candidate answer). These take a *model*: either anything with ``as_next_logits()`` (a course
+  TinyGPT), which is also called directly as ``model(ids (B, T)) -> logits (B, T, V)`` to score every
+  position of a batch in one teacher-forced pass, or a plain ``next_logits`` function, which is
+  called once per scored token on the growing prefix.
 
 Ties are broken the same way everywhere, by a stable sort: among equal logits the lower token id
 comes first (greedy picks it; top-k keeps exactly k tokens, preferring lower ids at the boundary;
@@ -29,16 +36,21 @@ top-p adds tokens of equal probability in id order), and among equal beam scores
 and then the lower token id come first.
 
 Left out: repetition and presence penalties, min-p / typical / eta sampling, diverse beam search,
-constrained and speculative decoding, and generation beyond the model's context window.
+constrained and speculative decoding, and generation beyond the model's context window; for text,
+batches of prompts, several stop strings at once, streaming, and scores normalised per character
+or byte (lm-evaluation-harness's ``acc_norm``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
+
+from course_lib.validation import callable_arg, integer, integer_tensor, one_of, positive_int, type_name
 
 
 class NextLogits(Protocol):
@@ -439,3 +451,229 @@ def exact_search(next_logits: NextLogits, prompt_ids: torch.Tensor, max_new_toke
         top = torch.sort(scores, descending=True, stable=True).indices[:n_best]  # (n_best,)
         best.extend(Hypothesis(ids[i], float(log_probs[i]), float(scores[i])) for i in top.tolist())
     return _ranked(best, n_best)  # ties: shorter first, then enumeration order
+
+
+# ----------------------------------------------------------------------------------------------
+# Text in, text out: generation and scoring with a tokenizer
+
+
+class TextTokenizer(Protocol):
+    """What `generate_text` and `score_options` need of a tokenizer (every course tokenizer fits)."""
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Iterable[int]) -> str: ...
+
+
+def _as_next_logits(model: Any) -> NextLogits:
+    """The decoders' view of ``model``: a fresh ``model.as_next_logits()``, or model itself if it is one."""
+    if hasattr(model, "as_next_logits"):
+        return model.as_next_logits()
+    return callable_arg(model, "model", "a model with as_next_logits() or a next_logits(ids) function")
+
+
+def _device_of(model: Any) -> torch.device:
+    """Where a model's ids must live: the device of its first parameter (or of the module it wraps,
+    ``model.model``, as `course_lib.models.NextTokenLogits` does), or the CPU."""
+    module = model if isinstance(model, torch.nn.Module) else getattr(model, "model", None)
+    if isinstance(module, torch.nn.Module):
+        for parameter in module.parameters():
+            return parameter.device
+    return torch.device("cpu")
+
+
+def _check_tokenizer(tokenizer: Any) -> TextTokenizer:
+    if not (callable(getattr(tokenizer, "encode", None)) and callable(getattr(tokenizer, "decode", None))):
+        raise TypeError(f"tokenizer must have encode(text) and decode(ids) methods, got {type_name(tokenizer)}")
+    return tokenizer
+
+
+def _encode_text(tokenizer: TextTokenizer, text: object, name: str) -> list[int]:
+    """The ids of ``text``, which must be a str that encodes to at least one token."""
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str, got {type_name(text)}")
+    ids = list(tokenizer.encode(text))
+    if not ids:
+        raise ValueError(f"{name} must encode to at least one token, got {text!r}")
+    return ids
+
+
+def _check_stop(stop: object, next_logits: NextLogits) -> str | int | None:
+    """``stop`` as a non-empty str, a token id (below the model's vocab_size, if known) or None."""
+    if stop is None or (isinstance(stop, str) and stop):
+        return stop
+    if isinstance(stop, str):
+        raise ValueError("stop must be a non-empty str, a token id or None, got ''")
+    token = integer(stop, "stop")
+    vocab_size = getattr(next_logits, "vocab_size", None)
+    if token < 0 or (vocab_size is not None and token >= vocab_size):
+        raise ValueError(f"stop must be a token id in [0, {vocab_size}), got {token}" if vocab_size is not None
+                         else f"stop must be a token id >= 0, got {token}")
+    return token
+
+
+def generate_text(model: Any, tokenizer: TextTokenizer, prompt: str, max_new_tokens: int, *,
+                  temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+                  stop: str | int | None = None, generator: torch.Generator | None = None) -> str:
+    """The model's continuation of ``prompt``, as text (the prompt itself is not repeated).
+
+    ``model`` has ``as_next_logits()`` (a course TinyGPT) or is a ``next_logits(ids)`` function.
+    Each new token is the argmax when ``temperature`` is 0 (`greedy_decode`, the default, so the
+    same prompt always gives the same text) and is drawn by `sample` otherwise (temperature, then
+    ``top_k``, then ``top_p``; ``generator`` makes the draws reproducible). Generation ends after
+    ``max_new_tokens`` tokens or at ``stop``: a string (e.g. ``"\n"``, which ends a document of the
+    course corpus) or a token id. The stop itself is not returned, as in OpenAI's API: the text ends
+    where the stop string begins. The prompt and ``max_new_tokens`` must fit in the model's
+    ``context_length`` (when it has one), checked before the first token.
+    """
+    next_logits = _as_next_logits(model)
+    tokenizer = _check_tokenizer(tokenizer)
+    max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
+    _check_sampling(temperature, top_k, top_p)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type_name(generator)}")
+    stop = _check_stop(stop, next_logits)
+    ids = torch.tensor(_encode_text(tokenizer, prompt, "prompt"), device=_device_of(model))  # (T0,)
+    _check_fits_model(next_logits, ids[None], max_new_tokens)
+    new: list[int] = []
+    for _ in range(max_new_tokens):
+        if temperature == 0:
+            ids = greedy_decode(next_logits, ids, 1)  # (T + 1,)
+        else:
+            ids = sample(next_logits, ids, 1, temperature, top_k, top_p, generator)  # (T + 1,)
+        token = int(ids[-1])
+        if token == stop:  # a stop token id
+            break
+        new.append(token)
+        if isinstance(stop, str) and stop in tokenizer.decode(new):
+            break
+    text = tokenizer.decode(new)
+    return text.split(stop)[0] if isinstance(stop, str) else text
+
+
+def _as_ids(ids: object, name: str) -> list[int]:
+    """``ids`` (ints, a 1-D integer tensor or array) as a non-empty list of ids >= 0."""
+    if isinstance(ids, torch.Tensor):
+        ids = integer_tensor(ids, name, ndim=1).tolist()
+    elif isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise TypeError(f"{name} must be a sequence of token ids or a 1-D integer tensor, got {type_name(ids)}")
+    ids = [integer(i, f"{name}[{position}]") for position, i in enumerate(ids)]
+    if not ids:
+        raise ValueError(f"{name} must hold at least one token id, got []")
+    if min(ids) < 0:
+        raise ValueError(f"{name} must hold token ids >= 0, got {min(ids)}")
+    return ids
+
+
+def _check_fits_scoring(model: Any, prompt: list[int], continuation: list[int], name: str) -> None:
+    """The ids against the model's ``vocab_size``, and what it reads against its ``context_length``."""
+    vocab_size = getattr(model, "vocab_size", None)
+    if vocab_size is not None and max(prompt + continuation) >= vocab_size:
+        raise ValueError(f"prompt and {name} must hold token ids < vocab size {vocab_size}, "
+                         f"got {max(prompt + continuation)}")
+    context_length = getattr(model, "context_length", None)
+    read = len(prompt) + len(continuation) - 1  # the last token is scored, never read
+    if context_length is not None and read > context_length:
+        raise ValueError(f"prompt ({len(prompt)} tokens) and {name} ({len(continuation)} tokens) do not fit in "
+                         f"the context_length {context_length}: the model would read {read} tokens")
+
+
+def _teacher_forced_log_probs(model: Any, prompt: list[int], continuations: list[list[int]]) -> list[float]:
+    """Each continuation's log-probability from one pass of ``model(ids) -> (B, T, V)`` over the batch.
+
+    Rows are right-padded with id 0: the model is causal, so a padded position never changes the
+    logits of an earlier one, and only positions before the padding are read.
+    """
+    rows = [prompt + c for c in continuations]
+    ids = torch.zeros(len(rows), max(map(len, rows)) - 1, dtype=torch.long, device=_device_of(model))  # (B, T)
+    for r, row in enumerate(rows):
+        ids[r, :len(row) - 1] = torch.tensor(row[:-1])
+    with torch.no_grad():
+        logits = model(ids)  # (B, T, V)
+    if not isinstance(logits, torch.Tensor) or logits.shape[:2] != ids.shape or logits.dim() != 3:
+        raise ValueError(f"model(ids) must return logits of shape (B, T, V) = ({ids.shape[0]}, {ids.shape[1]}, V), "
+                         f"got {_describe(logits)}")
+    log_probs = torch.log_softmax(logits.double(), dim=-1)  # (B, T, V)
+    first = len(prompt) - 1  # the position whose logits predict the first continuation token
+    device = log_probs.device
+    return [float(log_probs[r, first + torch.arange(len(c), device=device), torch.tensor(c, device=device)].sum())
+            for r, c in enumerate(continuations)]  # each a sum over the continuation's L tokens
+
+
+def _stepwise_log_prob(next_logits: NextLogits, prompt: list[int], continuation: list[int]) -> float:
+    """A continuation's log-probability from one ``next_logits`` call per token, on the growing prefix."""
+    total, device = 0.0, _device_of(next_logits)
+    for k, token in enumerate(continuation):
+        ids = torch.tensor([prompt + continuation[:k]], device=device)  # (1, T)
+        logits = _call(next_logits, ids, first=k == 0, eos_id=None)  # (1, V)
+        if token >= logits.shape[-1]:
+            raise ValueError(f"continuation ids must be < vocab size {logits.shape[-1]}, got {token}")
+        total += float(torch.log_softmax(logits[0].double(), dim=-1)[token])
+    return total
+
+
+def _log_probs(model: Any, prompt: list[int], continuations: list[list[int]], names: list[str]) -> list[float]:
+    """log p(continuation | prompt) for each continuation, checked first against the model's sizes."""
+    for continuation, name in zip(continuations, names, strict=True):
+        _check_fits_scoring(model, prompt, continuation, name)
+    if hasattr(model, "as_next_logits"):
+        return _teacher_forced_log_probs(model, prompt, continuations)
+    next_logits = callable_arg(model, "model", "a model with as_next_logits() or a next_logits(ids) function")
+    return [_stepwise_log_prob(next_logits, prompt, c) for c in continuations]
+
+
+def continuation_log_prob(model: Any, prompt_ids: Iterable[int] | torch.Tensor,
+                          continuation_ids: Iterable[int] | torch.Tensor) -> float:
+    """log p(continuation | prompt): the sum over the continuation's tokens of log p(token | all before it).
+
+    ``model`` has ``as_next_logits()`` (a course TinyGPT: scored in one teacher-forced pass,
+    ``model(ids)`` giving the logits after every position) or is a ``next_logits(ids)`` function
+    (called once per continuation token on the growing prefix). Computed in float64; a sum of log
+    probabilities, not a product of probabilities, which would underflow for long continuations.
+    Both arguments are non-empty sequences of ids (or 1-D integer tensors or arrays); the model reads
+    the prompt and all but the last continuation token, which must fit in its ``context_length``.
+    """
+    prompt = _as_ids(prompt_ids, "prompt_ids")
+    continuation = _as_ids(continuation_ids, "continuation_ids")
+    return _log_probs(model, prompt, [continuation], ["continuation_ids"])[0]
+
+
+def score_options(model: Any, tokenizer: TextTokenizer, prompt: str, options: Sequence[str],
+                  normalize: str = "sum") -> list[float]:
+    """How well each option continues ``prompt``: a log-probability, higher is better, one per option.
+
+    For multiple choice and zero-shot classification: the predicted answer is the option with the
+    highest score, and no text is generated, so the answer is always one of the options.
+
+    ``normalize="sum"`` gives log p(option | prompt), the sum over the option's tokens. Every token
+    multiplies in a probability below 1, so a longer option scores lower for its length alone, and a
+    one-token label can beat a correct three-token one. ``"mean"`` divides by the number of the option's
+    tokens (the mean log-probability per token), which removes that penalty but favours options whose
+    later tokens are predictable once the first is chosen; per-token scores also depend on the
+    tokenizer. Neither is right for every task: compare them.
+
+    Tokenization: the prompt and each option are encoded *separately* and their ids concatenated, so
+    exactly the option's own tokens are scored, the same ids whatever the prompt. The model then
+    reads a segmentation that may differ from the one it saw in training when the cut between prompt
+    and option falls inside a pre-token: a GPT-2-style BPE attaches the space before a word to that
+    word, so write ``prompt="... lives in"`` with ``options=[" Pominport.", ...]``, never the space
+    at the end of the prompt: ``"in "`` + ``"Pominport."`` encodes the space alone, a sequence the
+    model has rarely seen (the course's tiny GPT then prefers the true object for 17 of its world's
+    120 facts instead of all 120). Encoding prompt + option together instead
+    would give the canonical segmentation, but then a token may straddle the cut, and the prompt's
+    tokens are no longer the same for every option.
+
+    ``model`` is as in `continuation_log_prob`; a model with ``as_next_logits()`` scores all
+    options in one batched pass.
+    """
+    tokenizer = _check_tokenizer(tokenizer)
+    if isinstance(options, str) or not isinstance(options, Sequence):
+        raise TypeError(f"options must be a sequence of str, got {type_name(options)}")
+    if not options:
+        raise ValueError("options must hold at least one option, got []")
+    normalize = one_of(normalize, "normalize", ("sum", "mean"))
+    prompt_ids = _encode_text(tokenizer, prompt, "prompt")
+    names = [f"options[{i}]" for i in range(len(options))]
+    encoded = [_encode_text(tokenizer, option, name) for option, name in zip(options, names, strict=True)]
+    log_probs = _log_probs(model, prompt_ids, encoded, names)
+    return log_probs if normalize == "sum" else [lp / len(ids) for lp, ids in zip(log_probs, encoded, strict=True)]

@@ -22,7 +22,8 @@ Implemented:
 Left out: special tokens for the word-level and WordPiece tokenizers (BERT's ``[CLS]``/``[SEP]``/
 ``[MASK]`` are added by `course_lib.models.EncoderTokenizer`), tiktoken's ``disallowed_special``
 argument (here a registered special token that ``allowed_special`` does not allow is either an
-error, ``"none_raise"``, or plain text), Unicode normalisation and lowercasing, BERT's accent stripping, SentencePiece and unigram-LM tokenizers,
+error, ``"none_raise"``, or plain text), Unicode normalisation and lowercasing, BERT's accent
+stripping, SentencePiece and unigram-LM tokenizers,
 BPE dropout, and training on texts too large to hold in memory.
 """
 
@@ -34,8 +35,9 @@ import operator
 import warnings
 from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Set
 from pathlib import Path
-from typing import AbstractSet, Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Callable, Hashable, Iterable, Sequence
 
 import regex
 
@@ -375,7 +377,7 @@ class BPETokenizer(Tokenizer):
             ids = _merge(ids, pair, _BYTES + rank)
         return tuple(ids)
 
-    def encode(self, text: str, allowed_special: str | AbstractSet[str] = "none_raise") -> list[int]:
+    def encode(self, text: str, allowed_special: str | Set[str] = "none_raise") -> list[int]:
         """Token ids of ``text``; any str that UTF-8 can encode is accepted (no unknown tokens).
 
         ``allowed_special`` says what a registered special token written in the text becomes:
@@ -408,7 +410,7 @@ class BPETokenizer(Tokenizer):
                         f"allowed_special='all' (or a set with it) to encode it as a special token, or "
                         f"'none' to encode it as plain text")
             return dict(self._special_tokens) if allowed_special == "all" else {}
-        if not isinstance(allowed_special, AbstractSet):
+        if not isinstance(allowed_special, Set):
             raise TypeError(f"allowed_special must be 'all', 'none', 'none_raise' or a set of special tokens, "
                             f"got {type_name(allowed_special)}")
         unknown = sorted(str(t) for t in allowed_special if t not in self._special_tokens)

@@ -170,7 +170,8 @@ def test_bad_allowed_special(bpe_eot: BPETokenizer) -> None:
     with pytest.raises(TypeError, match="allowed_special must be 'all', 'none', 'none_raise' or a set of "
                                         "special tokens, got list"):
         bpe_eot.encode("Hello", allowed_special=[EOT])
-    with pytest.raises(ValueError, match=r"allowed_special must hold registered special tokens .*, got \['<\|eot\|>'\]"):
+    with pytest.raises(ValueError,
+                       match=r"allowed_special must hold registered special tokens .*, got \['<\|eot\|>'\]"):
         bpe_eot.encode("Hello", allowed_special={"<|eot|>"})
 
 
