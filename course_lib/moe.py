@@ -142,7 +142,7 @@ class MoELayer(nn.Module):
 
     def _within_capacity(self, expert_of: Tensor) -> Tensor:
         """Which assignments (in queue order) fit within their expert's capacity: (k N,) bool."""
-        if self.capacity_factor is None:
+        if self.capacity_factor is None or len(expert_of) == 0:
             return torch.ones_like(expert_of, dtype=torch.bool)
         capacity = expert_capacity(len(expert_of) // self.top_k, self.n_experts, self.top_k,
                                    self.capacity_factor)

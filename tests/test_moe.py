@@ -87,6 +87,12 @@ def test_with_top_1_the_router_learns_only_from_the_balancing_loss():
     assert layer.router.weight.grad.abs().sum() > 0
 
 
+def test_an_empty_batch_gives_an_empty_output():
+    layer, x = layer_and_input(2, (0, 8), capacity_factor=1.0)
+    output, router_logits = layer(x)
+    assert output.shape == (0, 8) and router_logits.shape == (0, 4) and layer.last_dropped == 0
+
+
 def test_capacity_formula():
     assert expert_capacity(10, 4, 2, 1.25) == 7  # ceil(6.25)
     assert expert_capacity(8, 4, 1, 1.0) == 2  # balanced routing fills each expert exactly
@@ -188,9 +194,8 @@ def test_parameter_counts_by_hand():
 
 @pytest.mark.parametrize("top_k", [1, 2, 4])
 def test_expert_flops_are_proportional_to_top_k(top_k):
-    n, d, h, e = 32, 8, 16, 4
-    layer, x = layer_and_input(top_k, (n, d), n_experts=e)
-    layer.experts = nn.ModuleList(MLP(d, h).double() for _ in range(e))
+    n, d, h, e = 32, 8, 12, 4
+    layer, x = layer_and_input(top_k, (n, d), n_experts=e)  # experts of width 12
     router = 2 * n * d * e
     per_assignment = 2 * (2 * d * h)  # two matmuls of d x h
     assert count_flops(lambda: layer(x)) == router + top_k * n * per_assignment
