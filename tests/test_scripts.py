@@ -48,3 +48,16 @@ def test_bench_tokenizer_rejects_zero_naive_merges(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         bench_tokenizer.main()
     assert "--naive-merges must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_bench_adaptive_softmax_runs_on_a_tiny_vocabulary(capsys):
+    bench = load_script("bench_adaptive_softmax")
+    bench.main(["--repeats", "1", "--threads", "1", "--tokens", "32", "--in-features", "16",
+                "--n-classes", "60", "--cutoffs", "5", "20"])
+    out = capsys.readouterr().out
+    for line in ("loss (forward, no grad)", "training step (fwd + bwd)", "log_prob (all classes)",
+                 "full softmax", "adaptive, expected", "adaptive, measured on batch"):
+        assert line in out
+    with pytest.raises(SystemExit):
+        bench.main(["--tokens", "0"])
+    assert "--repeats and --tokens must be >= 1" in capsys.readouterr().err
