@@ -11,7 +11,10 @@ Conventions used everywhere in this module:
   softmax of a row of all ``-inf`` is defined the same way: all zeros, not NaN.
 
 ``MultiHeadAttention`` supports grouped-query attention (``n_kv_heads < n_heads``; 1 gives
-multi-query attention) and incremental decoding with a ``KVCache``. With ``need_weights=True`` (the
+multi-query attention) and incremental decoding with a ``KVCache``: in self-attention each step
+appends its new keys and values; in cross-attention (an explicit ``key``, such as an encoder's
+output) the first step fills the cache with the memory's keys and values and every later step
+reuses them, without projecting the memory again. With ``need_weights=True`` (the
 default) every step is the code in this module; with ``need_weights=False`` it calls PyTorch's
 fused ``scaled_dot_product_attention`` kernel, which computes the same function (the tests check
 it) without returning the weights. ``to_torch_multihead_attention`` copies its weights into
@@ -23,8 +26,9 @@ sequence length instead of quadratic. It is a readable loop, not a fast kernel.
 
 Left out: dropout on attention weights, additive biases inside ``MultiHeadAttention`` (ALiBi's bias
 goes through ``scaled_dot_product_attention(..., bias=...)``), rotary embeddings inside the module
-(``course_lib.positional.apply_rope`` rotates q and k), caching of cross-attention keys, and a
-preallocated or paged KV cache (``KVCache`` concatenates).
+(``course_lib.positional.apply_rope`` rotates q and k), a check that a cross-attention cache is
+given the same memory at every step (only its length is checked), and a preallocated or paged KV
+cache (``KVCache`` concatenates).
 """
 
 from __future__ import annotations
@@ -253,6 +257,15 @@ def _repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     return x if n_rep == 1 else x.repeat_interleave(n_rep, dim=1)
 
 
+def _cached_memory(cache: KVCache, memory: Tensor) -> tuple[Tensor, Tensor]:
+    """The keys and values a cross-attention cache holds, checked against the memory (B, S, d)."""
+    if cache.k.shape[0] != memory.shape[0] or cache.k.shape[2] != memory.shape[1]:
+        raise ValueError(f"cache holds the keys and values of a memory of (B, S) = ({cache.k.shape[0]}, "
+                         f"{cache.k.shape[2]}) (cross-attention, key given), got key of shape "
+                         f"{tuple(memory.shape)}; for incremental self-attention, leave key None")
+    return cache.k, cache.v
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention (Vaswani et al. 2017, section 3.2.2), batch-first, with GQA/MQA.
 
@@ -321,23 +334,30 @@ class MultiHeadAttention(nn.Module):
         key defaults to query (self-attention), value to key.
         mask: boolean, True = may attend; shape (Tq, Tk), (B, Tq, Tk) or (B, n_heads, Tq, Tk) (any
         of these dimensions may be 1). With a cache, Tk counts the cached positions too.
-        cache: a ``KVCache`` for incremental self-attention: the new keys and values are appended to
-        it and the queries attend to everything it holds.
+        cache: a ``KVCache`` for incremental decoding. Self-attention (key None): the new keys and
+        values are appended to it and the queries attend to everything it holds. Cross-attention
+        (key given, e.g. an encoder's memory (B, S, d_model)): the first call fills the empty cache
+        with the memory's keys and values, later calls attend to those and do not project key and
+        value again (they must pass a memory of the same length S). One cache per attention layer.
         causal: also apply ``causal_mask(Tq, Tk)``, aligned so that the queries are the newest
         positions (correct with a cache).
         need_weights: return the per-head weights (B, n_heads, Tq, Tk). False returns None instead
         and computes the same output with ``torch.nn.functional.scaled_dot_product_attention``.
         Returns (out (B, Tq, d_model), weights or None).
         """
+        memory_cached = key is not None and cache is not None and len(cache) > 0  # cross-attention, 2nd step on
         key = query if key is None else key
         value = key if value is None else value
         self._check_inputs(query, key, value)
         B, Tq, _ = query.shape
         q = self._split_heads(self.q_proj(query), self.n_heads)  # (B, H, Tq, hd)
-        k = self._split_heads(self.k_proj(key), self.n_kv_heads)  # (B, Hkv, Tk, hd)
-        v = self._split_heads(self.v_proj(value), self.n_kv_heads)  # (B, Hkv, Tk, hd)
-        if cache is not None:
-            k, v = cache.append(k, v)  # (B, Hkv, T_past + Tk, hd)
+        if memory_cached:
+            k, v = _cached_memory(cache, key)  # (B, Hkv, S, hd), projected at the first step
+        else:
+            k = self._split_heads(self.k_proj(key), self.n_kv_heads)  # (B, Hkv, Tk, hd)
+            v = self._split_heads(self.v_proj(value), self.n_kv_heads)  # (B, Hkv, Tk, hd)
+            if cache is not None:
+                k, v = cache.append(k, v)  # (B, Hkv, T_past + Tk, hd)
         mask = self._full_mask(mask, causal, B, Tq, k.shape[2], query.device)
         n_rep = self.n_heads // self.n_kv_heads
         k, v = _repeat_kv(k, n_rep), _repeat_kv(v, n_rep)  # (B, H, Tk, hd)

@@ -7,7 +7,9 @@ whether the model re-encodes them or reuses a KV cache is the model's business (
 `course_lib.models.TinyGPT.as_next_logits`). If ``next_logits`` has ``vocab_size`` or
 ``context_length`` attributes, the decoders check up front that the prompt's ids are in the
 vocabulary and that the prompt and the new tokens fit in the context; otherwise the ids are checked
-against the width of the first logits.
+against the width of the first logits. Logits must be finite, or -inf for a token that cannot come
+next: a NaN, a +inf or a row that is -inf everywhere raises a ValueError naming the step instead of
+decoding garbage (rows that already ended with EOS are not checked).
 
 Implemented:
 
@@ -173,18 +175,43 @@ def _check_eos(eos_id: object) -> int | None:
     return eos_id
 
 
-def _call(next_logits: NextLogits, ids: torch.Tensor, first: bool, eos_id: int | None) -> torch.Tensor:
-    """One model call with its output checked; on the first call, check ids against the vocabulary."""
+def _call(next_logits: NextLogits, ids: torch.Tensor, step: int, eos_id: int | None,
+          live: torch.Tensor | None = None) -> torch.Tensor:
+    """One model call with its output checked; at step 0, check ids against the vocabulary.
+
+    ``live`` (B,) marks the rows whose logits are used (default: all); finished rows are not checked.
+    """
     logits = next_logits(ids)  # (B, V)
     if not isinstance(logits, torch.Tensor) or logits.shape[:1] != ids.shape[:1] or logits.dim() != 2:
         raise ValueError(f"next_logits must return logits of shape (B, V) = ({ids.shape[0]}, V), got "
                          f"{_describe(logits)}")
     vocab_size = logits.shape[-1]
-    if first and int(ids.max()) >= vocab_size:
+    if step == 0 and int(ids.max()) >= vocab_size:
         raise ValueError(f"prompt_ids must be token ids < vocab size {vocab_size}, got max {int(ids.max())}")
-    if first and eos_id is not None and eos_id >= vocab_size:
+    if step == 0 and eos_id is not None and eos_id >= vocab_size:
         raise ValueError(f"eos_id must be < vocab size {vocab_size}, got {eos_id}")
+    _check_finite(logits if live is None else logits.masked_fill(~live[:, None], 0.0), step)
     return logits
+
+
+def _check_finite(logits: torch.Tensor, step: int) -> None:
+    """Logits must be finite or -inf (a token the model rules out), with at least one finite per row.
+
+    NaN or +inf would otherwise pass silently: the argmax of a NaN row is arbitrary, and beam
+    search's log-probabilities become NaN and are never ranked.
+    """
+    bad = torch.isnan(logits) | (logits == math.inf)  # (B, V)
+    if bool(bad.any()):
+        row, token = bad.nonzero()[0].tolist()
+        found = "NaN" if math.isnan(logits[row, token]) else "+inf"
+        raise ValueError(f"next_logits returned {found} at step {step} (the call for new token {step + 1}), "
+                         f"row {row}, token {token}: logits must be finite, or -inf for a token that cannot "
+                         f"come next")
+    ruled_out = torch.isneginf(logits).all(dim=-1)  # (B,)
+    if bool(ruled_out.any()):
+        row = int(ruled_out.nonzero()[0])
+        raise ValueError(f"next_logits returned -inf for every token at step {step} (the call for new "
+                         f"token {step + 1}), row {row}: no token can come next")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -276,7 +303,7 @@ def _generate(next_logits: NextLogits, prompt_ids: torch.Tensor, max_new_tokens:
     _check_fits_model(next_logits, ids, max_new_tokens)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)  # (B,)
     for step in range(max_new_tokens):
-        logits = _call(next_logits, ids, first=step == 0, eos_id=eos_id)  # (B, V)
+        logits = _call(next_logits, ids, step, eos_id, live=~done)  # (B, V)
         token = pick(logits)  # (B,)
         if eos_id is not None:
             token = token.masked_fill(done, eos_id)  # (B,)
@@ -374,7 +401,7 @@ def beam_search(next_logits: NextLogits, prompt_ids: torch.Tensor, beam_width: i
     beam_log_probs = torch.zeros(1, dtype=torch.float64, device=beams.device)  # (K,)
     finished: list[Hypothesis] = []
     for step in range(max_new_tokens):
-        logits = _call(next_logits, beams, first=step == 0, eos_id=eos_id)  # (K, V)
+        logits = _call(next_logits, beams, step, eos_id)  # (K, V)
         vocab_size = logits.shape[-1]
         candidates = beam_log_probs[:, None] + torch.log_softmax(logits.double(), dim=-1)  # (K, V)
         scores, flat = _top_stable(candidates.flatten(), 2 * beam_width)  # (<= 2K,)
@@ -427,7 +454,7 @@ def exact_search(next_logits: NextLogits, prompt_ids: torch.Tensor, max_new_toke
     frontier_log_probs = torch.zeros(1, dtype=torch.float64, device=frontier.device)  # (N,)
     ended: list[tuple[torch.Tensor, torch.Tensor]] = []  # (ids (M, L), log_probs (M,)) per depth
     for step in range(max_new_tokens):
-        logits = torch.cat([_call(next_logits, chunk, first=step == 0, eos_id=eos_id)
+        logits = torch.cat([_call(next_logits, chunk, step, eos_id)
                             for chunk in frontier.split(4096)])  # (N, V)
         vocab_size = logits.shape[-1]
         if step == 0:

@@ -194,7 +194,11 @@ class NextTokenLogits:
     starts over with a full pass. With ``kv_cache=False`` every call re-encodes the whole prefix.
     The caches hold keys and values computed with the weights of the time: after any update of the
     model's weights (a training step), make a fresh ``model.as_next_logits()``, or a call that
-    extends the previous one mixes old keys with new weights.
+    extends the previous one mixes old keys with new weights. It keeps a copy of the ids, so a
+    caller may change its own tensor in place afterwards.
+    A model in training mode with active dropout is refused (ValueError) at every call: its logits
+    would change from call to call and a KV cache would mix several dropout masks; call
+    ``model.eval()`` before decoding.
     ``vocab_size`` and ``context_length`` let the decoders check prompts before decoding.
     """
 
@@ -220,6 +224,7 @@ class NextTokenLogits:
 
     @torch.no_grad()
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        _check_no_active_dropout(self.model)
         if not self.kv_cache:
             return self.model(ids)[:, -1]  # (B, V)
         parents = self._parents(ids) if isinstance(ids, torch.Tensor) else None
@@ -231,8 +236,16 @@ class NextTokenLogits:
             for cache in self._caches:
                 cache.k, cache.v = cache.k[parents], cache.v[parents]  # (B, Hkv, T - 1, hd)
             logits = self.model(ids[:, -1:], self._caches)  # (B, 1, V)
-        self._ids = ids
+        self._ids = ids.clone()  # a copy: the caller may change its tensor in place
         return logits[:, -1]  # (B, V)
+
+
+def _check_no_active_dropout(model: nn.Module) -> None:
+    active = [m.p for m in model.modules() if isinstance(m, nn.Dropout) and m.training and m.p > 0]
+    if active:
+        raise ValueError(f"the model is in training mode with dropout p={max(active)}: its logits would change "
+                         f"from call to call and a KV cache would mix dropout masks; call model.eval() "
+                         f"before decoding")
 
 
 # --- TinyEncoder: BERT at toy scale ----------------------------------------------------------------

@@ -303,6 +303,34 @@ def test_kv_cached_decoding_equals_the_full_causal_pass(n_kv_heads: int) -> None
     assert len(cache) == 9 and cache.k.shape == (2, n_kv_heads, 9, 4)
 
 
+@pytest.mark.parametrize("n_kv_heads", [4, 1])
+def test_cross_attention_cache_holds_the_memory_once(n_kv_heads: int) -> None:
+    torch.manual_seed(8)
+    mha = MultiHeadAttention(16, 4, n_kv_heads=n_kv_heads)
+    memory, x = randn(2, 5, 16, seed=1), randn(2, 3, 16, seed=2)  # a memory of S = 5, 3 decoding steps
+    mask = padding_mask([5, 2])  # (B, 1, 1, S): the second memory is padded after 2 positions
+    full, full_weights = mha(x, memory, mask=mask)  # every query at once, no cache
+    projected = []
+    mha.k_proj.register_forward_hook(lambda module, args, out: projected.append(args[0].shape[1]))
+    cache = KVCache()
+    steps = [mha(x[:, t:t + 1], memory, mask=mask, cache=cache, need_weights=t != 1) for t in range(3)]
+    assert projected == [5]  # the memory's keys were computed at the first step only
+    assert len(cache) == 5 and cache.k.shape == (2, n_kv_heads, 5, 4)  # not 15 after 3 steps
+    for t, (out, weights) in enumerate(steps):
+        torch.testing.assert_close(out, full[:, t:t + 1])
+        if t != 1:
+            assert weights.shape == (2, 4, 1, 5)  # memory-length columns
+            torch.testing.assert_close(weights, full_weights[:, :, t:t + 1])
+
+
+def test_cross_attention_cache_refuses_another_memory_length() -> None:
+    mha, cache = MultiHeadAttention(8, 2), KVCache()
+    mha(randn(1, 1, 8), randn(1, 5, 8), cache=cache)
+    with pytest.raises(ValueError, match=r"cache holds the keys and values of a memory of \(B, S\) = \(1, 5\) "
+                                         r"\(cross-attention, key given\), got key of shape \(1, 1, 8\)"):
+        mha(randn(1, 1, 8), randn(1, 1, 8), cache=cache)  # self-attention must leave key None
+
+
 def test_kv_cache_validates_and_resets() -> None:
     cache = KVCache()
     assert len(cache) == 0

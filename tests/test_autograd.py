@@ -159,6 +159,42 @@ def test_backward_twice_accumulates_like_torch_through_inner_nodes():
     assert close(a.grad, a_t.grad.item()) and close(b.grad, b_t.grad.item())
 
 
+def _graph_and_its_torch_twin():
+    """f = tanh(a * b + a) * 3 as Values and as float64 tensors, with the inner node h = a * b + a."""
+    a, b = Value(0.7), Value(-1.2)
+    h = a * b + a
+    f = h.tanh() * 3
+    a_t, b_t = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.7, -1.2))
+    f_t = (a_t * b_t + a_t).tanh() * 3
+    return (a, b, h, f), (a_t, b_t, f_t)
+
+
+@pytest.mark.parametrize("run", [Value.backward, lambda f: list(f.backward_steps())],
+                         ids=["backward", "backward_steps"])
+def test_two_passes_double_the_leaves_and_keep_inner_nodes_at_one_pass(run):
+    (a, b, h, f), (a_t, b_t, f_t) = _graph_and_its_torch_twin()
+    run(f)
+    once = (a.grad, b.grad, h.grad)
+    run(f)  # backward_steps consumed twice must behave like backward called twice
+    for _ in range(2):
+        f_t.backward(retain_graph=True)
+    assert close(a.grad, a_t.grad.item()) and close(b.grad, b_t.grad.item())  # torch accumulates: 2x
+    assert close(a.grad, 2 * once[0]) and close(b.grad, 2 * once[1])
+    assert h.grad == once[2] and f.grad == 1.0  # inner nodes and the root: this pass's gradient only
+    assert close(h.grad, 3 * (1 - math.tanh(h.data) ** 2))
+
+
+def test_a_leaf_used_as_the_root_accumulates_like_torch():
+    x, x_t = Value(3.0), torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    for _ in range(2):
+        x.backward()
+        x_t.backward()
+    assert x.grad == x_t.grad.item() == 2.0
+    y = Value(3.0)
+    list(y.backward_steps())
+    assert [node for node in y.backward_steps()] == [y] and y.grad == 2.0
+
+
 def test_pow_derivative_at_a_zero_base_matches_torch():
     for exponent in (0, 0.5, 1, 2, 3.5):
         x = Value(0.0)

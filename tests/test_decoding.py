@@ -465,3 +465,70 @@ def test_tiny_temperatures_give_the_limit_not_nan(dtype):
         torch.testing.assert_close(probs, expected)  # ties split evenly, as the T -> 0 limit does
     normal = torch.tensor([[3.0, 1.0, 2.9]], dtype=dtype)
     assert torch.equal(sampling_distribution(normal, 0.5), torch.softmax(normal / 0.5, dim=-1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Logits that are NaN, +inf, or -inf everywhere
+
+
+class Corrupted:
+    """`LM`, except that the logits of call number `bad_step` hold `value` in the last row at `tokens`."""
+
+    def __init__(self, bad_step: int, value: float, tokens: int | slice = 3) -> None:
+        self.bad_step, self.value, self.tokens, self.step = bad_step, value, tokens, 0
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        logits = LM(ids).clone()  # (B, V)
+        if self.step == self.bad_step:
+            logits[-1, self.tokens] = self.value
+        self.step += 1
+        return logits
+
+
+DECODERS = {
+    "greedy": lambda lm: greedy_decode(lm, PROMPT, 4),
+    "greedy_batch": lambda lm: greedy_decode(lm, torch.tensor([[1, 2], [0, 4]]), 4),
+    "sample": lambda lm: sample(lm, PROMPT, 4, generator=torch.Generator().manual_seed(0)),
+    "sample_top_k_top_p": lambda lm: sample(lm, PROMPT, 4, temperature=0.7, top_k=3, top_p=0.9,
+                                            generator=torch.Generator().manual_seed(0)),
+    "beam": lambda lm: beam_search(lm, PROMPT, 2, 4),
+    "exact": lambda lm: exact_search(lm, PROMPT, 4, n_best=3),
+}
+
+
+@pytest.mark.parametrize("decode", DECODERS.values(), ids=DECODERS.keys())
+@pytest.mark.parametrize("value, found", [(math.nan, "NaN"), (math.inf, r"\+inf")])
+@pytest.mark.parametrize("bad_step", [0, 2])
+def test_nan_or_plus_inf_logits_are_refused_by_every_decoder(decode, value, found, bad_step):
+    lm = Corrupted(bad_step, value)
+    with pytest.raises(ValueError, match=rf"next_logits returned {found} at step {bad_step} \(the call for new "
+                                         rf"token {bad_step + 1}\), row \d+, token 3: logits must be finite"):
+        decode(lm)
+    assert lm.step == bad_step + 1  # stopped at the call that returned it
+
+
+@pytest.mark.parametrize("decode", DECODERS.values(), ids=DECODERS.keys())
+def test_a_row_with_every_token_at_minus_inf_is_refused(decode):
+    with pytest.raises(ValueError, match=r"next_logits returned -inf for every token at step 1 \(the call for "
+                                         r"new token 2\), row \d+: no token can come next"):
+        decode(Corrupted(1, -math.inf, tokens=slice(None)))
+
+
+@pytest.mark.parametrize("decode", DECODERS.values(), ids=DECODERS.keys())
+def test_minus_inf_logits_mask_tokens_and_are_allowed(decode):
+    probs = LM.log_probs.exp() * (torch.arange(5) != 3)  # (V, V): token 3 can never come next
+    out = decode(Bigram(probs / probs.sum(dim=1, keepdim=True)))
+    generated = torch.cat([h.token_ids for h in out]) if isinstance(out, list) else out[..., 2:]
+    assert generated.numel() > 0 and 3 not in generated.flatten().tolist()
+
+
+def test_rows_that_finished_are_not_checked():
+    # Row 0 emits EOS (id 0) at once; the model then returns NaN for it, which greedy never uses.
+    def next_logits(ids: torch.Tensor) -> torch.Tensor:
+        logits = torch.tensor([[5.0, 0.0, 0.0], [0.0, 0.0, 5.0]])  # (B, V)
+        if ids.shape[1] > 1:
+            logits[0] = math.nan
+        return logits
+
+    out = greedy_decode(next_logits, torch.tensor([[1], [1]]), 3, eos_id=0)
+    assert out.tolist() == [[1, 0, 0, 0], [1, 2, 2, 2]]

@@ -127,6 +127,30 @@ def test_cached_next_logits_start_over_on_unrelated_ids():
     torch.testing.assert_close(fn(ids[:, :4]), model(ids[:, :4])[:, -1])  # the failed call left no state
 
 
+def test_cached_next_logits_keep_a_copy_of_the_ids():
+    model = tiny_model()
+    fn, ids = model.as_next_logits(), random_ids(2, 6)
+    prefix = ids[:, :5].clone()
+    fn(prefix)
+    prefix[:, -1] = (prefix[:, -1] + 1) % 40  # the caller reuses its tensor for other sequences
+    changed = torch.cat([prefix, ids[:, 5:]], dim=1)  # (2, 6): not an extension of what was cached
+    torch.testing.assert_close(fn(changed), model(changed)[:, -1])
+
+
+@pytest.mark.parametrize("kv_cache", [True, False])
+def test_next_token_logits_refuse_a_model_with_active_dropout(kv_cache: bool):
+    model, prompt = tiny_model(dropout=0.1).train(), random_ids(1, 4)[0]
+    fn = model.as_next_logits(kv_cache)
+    with pytest.raises(ValueError, match=r"the model is in training mode with dropout p=0.1: its logits would "
+                                         r"change from call to call .* call model.eval\(\) before decoding"):
+        greedy_decode(fn, prompt, 3)
+    model.eval()
+    assert torch.equal(greedy_decode(fn, prompt, 3), greedy_decode(fn, prompt, 3))
+    no_dropout = tiny_model().train()  # training mode without dropout computes the same function
+    assert torch.equal(greedy_decode(no_dropout.as_next_logits(kv_cache), prompt, 3),
+                       greedy_decode(no_dropout.eval().as_next_logits(kv_cache), prompt, 3))
+
+
 def test_next_token_logits_expose_the_model_limits_to_the_decoders():
     fn = tiny_model().as_next_logits()
     assert isinstance(fn, NextTokenLogits) and (fn.vocab_size, fn.context_length) == (40, 24)

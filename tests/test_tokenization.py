@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import regex
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,8 +59,6 @@ def whole_text_bpe() -> BPETokenizer:
 
 def apply_merges_in_order(tokenizer: BPETokenizer, text: str) -> list[int]:
     """Reference encoder: every merge, in training order, over each pre-token's bytes."""
-    import regex
-
     chunks = [text] if tokenizer.pattern is None else regex.findall(tokenizer.pattern, text)
     ids: list[int] = []
     for chunk in chunks:
@@ -106,6 +102,88 @@ def test_round_trip_of_training_text_and_special_strings(pattern: str | None) ->
 
 
 # ----------------------------------------------------------------------------------------------
+# Pre-tokenization: golden splits of GPT-2's and GPT-4's patterns
+
+# (text, GPT-2 pieces, GPT-4 pieces), written out by reading the two patterns. Cross-checked with
+# published pattern tests ("Hello how are         you?", "Hello HOW'RE you") and with tiktoken's cl100k_base
+# test strings, whose token counts fit these pieces ("'rer" -> 2 tokens, "How about numbers? 123
+# 45.6 -78.9" -> 14 tokens, one per GPT-4 piece). Devanagari is escaped: नमस्ते is
+# न म स, virama, त, vowel sign e.
+GOLDEN_SPLITS = {
+    "contractions": (
+        "He's, they'll we've I'm you'd can't they're",
+        ["He", "'s", ",", " they", "'ll", " we", "'ve", " I", "'m", " you", "'d", " can", "'t", " they", "'re"],
+        ["He", "'s", ",", " they", "'ll", " we", "'ve", " I", "'m", " you", "'d", " can", "'t", " they", "'re"],
+    ),
+    "uppercase contractions": (  # GPT-4 takes them case-insensitively, GPT-2 cuts them apart
+        "HE'S DON'T I'M WE'LL YOU'VE THEY'RE SHE'D",
+        ["HE", "'", "S", " DON", "'", "T", " I", "'", "M", " WE", "'", "LL", " YOU", "'", "VE", " THEY", "'",
+         "RE", " SHE", "'", "D"],
+        ["HE", "'S", " DON", "'T", " I", "'M", " WE", "'LL", " YOU", "'VE", " THEY", "'RE", " SHE", "'D"],
+    ),
+    "contraction prefixes": (  # an apostrophe and s/t/re/... is cut off wherever it occurs
+        "'rer 'sup",
+        ["'re", "r", " '", "sup"],
+        ["'re", "r", " '", "sup"],
+    ),
+    "numbers": (  # GPT-2 keeps a run of digits with its space; GPT-4 cuts groups of at most 3, no space
+        "In 2024, 1234567 cats ate 12,345.67 or ٣٤٥٦ fish",
+        ["In", " 2024", ",", " 1234567", " cats", " ate", " 12", ",", "345", ".", "67", " or",
+         " ٣٤٥٦", " fish"],
+        ["In", " ", "202", "4", ",", " ", "123", "456", "7", " cats", " ate", " ", "12", ",", "345", ".", "67",
+         " or", " ", "٣٤٥", "٦", " fish"],
+    ),
+    "tiktoken numbers": (
+        "How about numbers? 123 45.6 -78.9",
+        ["How", " about", " numbers", "?", " 123", " 45", ".", "6", " -", "78", ".", "9"],
+        ["How", " about", " numbers", "?", " ", "123", " ", "45", ".", "6", " -", "78", ".", "9"],
+    ),
+    "letters and digits": (
+        "abc123def x2",
+        ["abc", "123", "def", " x", "2"],
+        ["abc", "123", "def", " x", "2"],
+    ),
+    "punctuation runs": (  # GPT-4 lets one punctuation character lead a word when no space does
+        "Wait...!? (yes) x(y) 'hi' I love 🍕!!",
+        ["Wait", "...!?", " (", "yes", ")", " x", "(", "y", ")", " '", "hi", "'", " I", " love", " 🍕!!"],
+        ["Wait", "...!?", " (", "yes", ")", " x", "(y", ")", " '", "hi", "'", " I", " love", " 🍕!!"],
+    ),
+    "code and newlines": (  # GPT-4 keeps newlines after punctuation; a space run leaves its last space
+        "def f():\n    return 1\n\n",
+        ["def", " f", "():", "\n   ", " return", " 1", "\n\n"],
+        ["def", " f", "():\n", "   ", " return", " ", "1", "\n\n"],
+    ),
+    "blank line": (
+        "Hi!\n\nBye",
+        ["Hi", "!", "\n", "\n", "Bye"],
+        ["Hi", "!\n\n", "Bye"],
+    ),
+    "whitespace runs": (  # GPT-4 ends a run at a newline, keeps \r\n whole, lets a tab lead a word
+        "a  \n  b\r\nc\td   ",
+        ["a", "  \n ", " b", "\r", "\n", "c", "\t", "d", "   "],
+        ["a", "  \n", " ", " b", "\r\n", "c", "\td", "   "],
+    ),
+    "space runs": (
+        "Hello how are         you?",
+        ["Hello", " how", " are", "        ", " you", "?"],
+        ["Hello", " how", " are", "        ", " you", "?"],
+    ),
+    "non-Latin letters": (  # Devanagari vowel signs and virama are marks (\p{M}), not letters
+        "Кошка спит. 猫が寝ています。 القطة \u0928\u092e\u0938\u094d\u0924\u0947",
+        ["Кошка", " спит", ".", " 猫が寝ています", "。", " القطة", " \u0928\u092e\u0938", "\u094d", "\u0924", "\u0947"],
+        ["Кошка", " спит", ".", " 猫が寝ています", "。", " القطة", " \u0928\u092e\u0938", "\u094d\u0924", "\u0947"],
+    ),
+}
+
+
+@pytest.mark.parametrize("text, gpt2, gpt4", GOLDEN_SPLITS.values(), ids=GOLDEN_SPLITS.keys())
+def test_gpt2_and_gpt4_patterns_split_like_the_golden_pieces(text: str, gpt2: list[str], gpt4: list[str]) -> None:
+    assert "".join(gpt2) == "".join(gpt4) == text  # the expected pieces cover the text
+    assert regex.findall(GPT2_PATTERN, text) == gpt2
+    assert regex.findall(GPT4_PATTERN, text) == gpt4
+
+
+# ----------------------------------------------------------------------------------------------
 # BPE: training
 
 
@@ -144,16 +222,33 @@ def test_tie_break_is_smallest_id_pair() -> None:
     assert tokenizer.merges == [(97, 98), (99, 100)]
 
 
-def test_training_does_not_depend_on_hash_seed(gpt2_bpe: BPETokenizer) -> None:
-    code = (
-        "from course_lib.tokenization import BPETokenizer; import json, sys; "
-        "t = BPETokenizer(); t.train(sys.stdin.read(), 400); print(json.dumps(t.merges))"
-    )
-    for seed in ("1", "12345"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        out = subprocess.run([sys.executable, "-c", code], input=TRAIN_TEXT, capture_output=True, env=env,
-                             check=True, encoding="utf-8", cwd=Path(__file__).resolve().parents[1]).stdout
-        assert [tuple(m) for m in json.loads(out)] == gpt2_bpe.merges
+def test_sennrich_dictionary_merges_and_ties_follow_the_documented_rule() -> None:
+    # The dictionary of Sennrich et al. (2016), Algorithm 1: low x5, lower x2, newest x6, widest x3,
+    # one word per line (GPT-2's pattern makes each word and each newline a pre-token). Counts by
+    # hand (no end-of-word symbol): e-s and s-t tie at 9, so (e, s) wins as the smaller id pair; then
+    # es-t (9), l-o and o-w tie at 7, lo-w (7); then n-e, e-w and w-est tie at 6 and (e, w) wins, though
+    # n-e is seen first in the text (a first-seen or dict-order tie-break picks n-e here).
+    text = "\n".join(["low"] * 5 + ["lower"] * 2 + ["newest"] * 6 + ["widest"] * 3)
+    tokenizer = BPETokenizer()
+    tokenizer.train(text, 256 + 12)
+    e, s, t, o, w, n, d, i, r = map(ord, "estowndir")
+    assert tokenizer.merges == [
+        (e, s),  # 256 es (9)
+        (256, t),  # 257 est (9)
+        (ord("l"), o),  # 258 lo (7; ties with o-w)
+        (258, w),  # 259 low (7)
+        (e, w),  # 260 ew (6; ties with n-e and w-est)
+        (n, 260),  # 261 new (6; ties with new-est)
+        (261, 257),  # 262 newest (6)
+        (d, 257),  # 263 dest (3; ties with w-i and i-d)
+        (i, 263),  # 264 idest (3; ties with w-i)
+        (w, 264),  # 265 widest (3)
+        (e, r),  # 266 er (2; ties with low-e)
+        (259, 266),  # 267 lower (2)
+    ]
+    assert tokenizer.merges == naive_bpe_merges(text, 12)
+    assert tokenizer.encode("lowest newer") == [259, 257, 32, 261, 266]  # low|est| |new|er
+    assert [tokenizer.vocab[i] for i in (259, 257, 261, 266)] == [b"low", b"est", b"new", b"er"]
 
 
 @pytest.mark.parametrize("pattern", [GPT2_PATTERN, None])
