@@ -201,7 +201,7 @@ def quantize_nf4(weights: Tensor, block_size: int = 64) -> NF4Quantized:
     blocks = _blocks(w, block_size)  # (n_blocks, block_size)
     absmax = blocks.abs().amax(dim=1).float()  # (n_blocks,) stored in float32
     scale = absmax.to(w.dtype).masked_fill(absmax == 0, 1.0)  # an all-zero block: any scale gives 0
-    levels = torch.tensor(NF4_LEVELS, dtype=w.dtype)
+    levels = torch.tensor(NF4_LEVELS, dtype=w.dtype, device=w.device)
     midpoints = (levels[1:] + levels[:-1]) / 2  # (15,) the decision boundaries
     codes = torch.bucketize(blocks / scale[:, None], midpoints).to(torch.uint8)  # (n_blocks, block_size)
     return NF4Quantized(codes.view(-1)[:w.numel()], absmax, weights.shape, block_size)
@@ -217,6 +217,7 @@ def dequantize_nf4(quantized: NF4Quantized, dtype: torch.dtype = torch.float32) 
     if not isinstance(quantized, NF4Quantized):
         raise TypeError(f"quantized must be an NF4Quantized (from quantize_nf4), got {type_name(quantized)}")
     codes, absmax, shape, block_size = quantized
+    block_size = positive_int(block_size, "quantized.block_size")
     n = math.prod(shape)
     if codes.dtype != torch.uint8 or codes.shape != (n,) or int(codes.max()) > 15:
         raise ValueError(f"quantized.codes must be uint8 values in [0, 15] of shape ({n},), got dtype "
@@ -251,9 +252,9 @@ def unpack_4bit(packed: Tensor, count: int) -> Tensor:
     if packed.dtype != torch.uint8:
         raise TypeError(f"packed must be a uint8 tensor, got dtype {packed.dtype}")
     count = nonnegative_int(count, "count")
-    if not 2 * packed.numel() - 1 <= count <= 2 * packed.numel():
-        raise ValueError(f"count must be {2 * packed.numel() - 1} or {2 * packed.numel()} for "
-                         f"{packed.numel()} packed bytes, got {count}")
+    low, high = max(0, 2 * packed.numel() - 1), 2 * packed.numel()
+    if not low <= count <= high:
+        raise ValueError(f"count must be in [{low}, {high}] for {packed.numel()} packed bytes, got {count}")
     return torch.stack([packed >> 4, packed & 0x0F], dim=1).view(-1)[:count]  # (count,)
 
 
