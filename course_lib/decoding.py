@@ -632,7 +632,7 @@ def _stepwise_log_prob(next_logits: NextLogits, prompt: list[int], continuation:
     total, device = 0.0, _device_of(next_logits)
     for k, token in enumerate(continuation):
         ids = torch.tensor([prompt + continuation[:k]], device=device)  # (1, T)
-        logits = _call(next_logits, ids, first=k == 0, eos_id=None)  # (1, V)
+        logits = _call(next_logits, ids, k, None)  # (1, V)
         if token >= logits.shape[-1]:
             raise ValueError(f"continuation ids must be < vocab size {logits.shape[-1]}, got {token}")
         total += float(torch.log_softmax(logits[0].double(), dim=-1)[token])
