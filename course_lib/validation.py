@@ -31,6 +31,7 @@ __all__ = [
     "number_in_range",
     "probability",
     "one_of",
+    "string",
     "tensor",
     "float_tensor",
     "integer_tensor",
@@ -127,6 +128,15 @@ def one_of(value: Any, name: str, choices: Iterable[Any]) -> Any:
     if value not in choices:
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {listed}; got {value!r}")
+    return value
+
+
+def string(value: Any, name: str, *, nonempty: bool = False) -> str:
+    """value itself, if it is a str (and not empty, with nonempty=True)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type_name(value)}")
+    if nonempty and not value:
+        raise ValueError(f"{name} must be a non-empty str, got ''")
     return value
 
 
