@@ -61,3 +61,15 @@ def test_bench_adaptive_softmax_runs_on_a_tiny_vocabulary(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--tokens", "0"])
     assert "--repeats and --tokens must be >= 1" in capsys.readouterr().err
+
+
+def test_bench_retrieval_runs_on_a_few_chunks(capsys):
+    bench = load_script("bench_retrieval")
+    bench.main(["--chunks", "50", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "index: 50 chunks of 12 words (overlap 4)" in out
+    for line in ("scores, sparse:", "top 10, sparse:", "scores, dense (N, V) matrix:", "queries/s"):
+        assert line in out
+    with pytest.raises(SystemExit):
+        bench.main(["--overlap", "12"])
+    assert "--overlap in [0, size)" in capsys.readouterr().err
