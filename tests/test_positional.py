@@ -136,7 +136,7 @@ def test_rope_bad_inputs() -> None:
         apply_rope(torch.ones(3, 8, dtype=torch.long))
     with pytest.raises(TypeError, match="positions must be a torch.Tensor, got list"):
         apply_rope(randn(3, 8), [0, 1, 2])
-    with pytest.raises(ValueError, match=r"base must be in \(1, inf\), got nan|base must be a finite number, got nan"):
+    with pytest.raises(ValueError, match="base must be a finite number, got nan"):
         apply_rope(randn(3, 8), base=math.nan)
 
 
