@@ -184,10 +184,12 @@ def test_sample_corpus_draws_the_shipped_split():
 
 
 def test_bad_input_raises(tmp_path):
-    with pytest.raises(ValueError, match="split must be one of"):
+    with pytest.raises(ValueError, match="split must be one of 'train', .*; got 'test'"):
         load_corpus("test")
     with pytest.raises(ValueError, match="without newlines"):
         corpus_text(["one\ntwo"])
+    with pytest.raises(TypeError, match="documents must be strings, got bytes b'one'"):
+        corpus_text(["zero", b"one"])
     with pytest.raises(ValueError, match="must not be empty"):
         optimal_loss([], load_generator())
     sheet = tmp_path / "README.md"
