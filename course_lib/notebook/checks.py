@@ -132,9 +132,9 @@ def check_raises(fn: Callable[[], Any], exception: type[BaseException], name: st
     it marks an exercise stub that is not solved yet, so it cannot be the expected exception.
     """
     if not callable(fn):
-        raise ValueError(f"fn must be callable (e.g. `lambda: f(x)`), got {fn!r}")
+        raise TypeError(f"fn must be callable (e.g. `lambda: f(x)`), got {fn!r}")
     if not (isinstance(exception, type) and issubclass(exception, BaseException)):
-        raise ValueError(f"exception must be an exception class, got {exception!r}")
+        raise TypeError(f"exception must be an exception class, got {exception!r}")
     if issubclass(exception, NotImplementedError):
         raise ValueError(f"exception must not be NotImplementedError (it marks an unsolved stub), "
                          f"got {exception.__name__}")

@@ -47,7 +47,7 @@ class Table:
 
     def __init__(self, rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
         if isinstance(header, str):
-            raise ValueError(f"header must be a sequence of column names, not a string, got {header!r}")
+            raise TypeError(f"header must be a sequence of column names, not a string, got {header!r}")
         rows = [list(row) for row in rows]
         for i, row in enumerate(rows):
             if len(row) != len(header):
