@@ -38,6 +38,11 @@ from torch import Tensor, nn
 from course_lib.softmax import softmax
 from course_lib.validation import int_in_range, positive_int, positive_number, tensor
 
+__all__ = [
+    "scaled_dot_product_attention", "causal_mask", "sliding_window_mask", "prefix_lm_mask", "padding_mask",
+    "KVCache", "MultiHeadAttention", "to_torch_multihead_attention", "tiled_attention",
+]
+
 # --------------------------------------------------------------------------------------------------
 # scaled dot-product attention
 

@@ -26,6 +26,8 @@ import torch
 
 from course_lib.validation import float_tensor, integer_tensor, positive_int, positive_number, tensor
 
+__all__ = ["Value", "topological_order", "numerical_gradient", "vjp", "jacobian", "embedding_grad"]
+
 Number = int | float
 
 

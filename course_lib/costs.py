@@ -24,6 +24,11 @@ from dataclasses import dataclass
 
 from course_lib.validation import int_in_range, one_of, positive_int, positive_number
 
+__all__ = [
+    "VASWANI_TABLE_1", "self_attention_flops", "rnn_flops", "attention_scores_bytes", "rnn_states_bytes",
+    "LayerCosts", "table1_costs", "kv_cache_bytes",
+]
+
 # Vaswani et al. 2017, "Attention Is All You Need", Table 1: n sequence length, d representation
 # dimension, k convolution kernel size, r neighbourhood size of restricted self-attention.
 VASWANI_TABLE_1: dict[str, tuple[str, str, str]] = {

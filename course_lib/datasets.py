@@ -27,6 +27,12 @@ from typing import Sequence, TypedDict
 from course_lib.validation import one_of, type_name
 from course_lib.world import DocumentGenerator, World
 
+__all__ = [
+    "DATA_DIR", "DATASHEET", "WORLD_FILE", "WORLD_SEED", "WRITE_COMMAND", "Split", "SPLITS", "DatasheetRow",
+    "OptimalLoss", "make_world", "make_generator", "sample_corpus", "corpus_text", "write_corpus", "load_world",
+    "load_generator", "load_corpus", "optimal_loss", "sha256", "read_datasheet", "record_files", "main",
+]
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DATASHEET = "README.md"
 WORLD_FILE = "world.json"

@@ -42,6 +42,11 @@ import torch
 
 from course_lib.validation import float_tensor, nonnegative_int, nonnegative_number, positive_int, probability, real
 
+__all__ = [
+    "NextLogits", "Hypothesis", "top_k_filter", "top_p_filter", "sampling_distribution", "greedy_decode", "sample",
+    "beam_search", "exact_search",
+]
+
 
 class NextLogits(Protocol):
     """A language model seen by the decoders: token ids ``(B, T)`` -> next-token logits ``(B, V)``."""

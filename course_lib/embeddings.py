@@ -21,6 +21,11 @@ import torch
 from course_lib.linalg import pca
 from course_lib.validation import float_tensor, int_in_range, positive_int, type_name
 
+__all__ = [
+    "lookup_as_matmul", "cosine_similarities", "nearest_neighbours", "project_2d", "cooccurrence_counts",
+    "ppmi_svd_embeddings",
+]
+
 
 def _check_ids(ids: object, vocab_size: int, name: str = "ids") -> torch.Tensor:
     if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:

@@ -20,6 +20,8 @@ import torch
 
 from course_lib.validation import as_float_tensor, int_in_range
 
+__all__ = ["PCAResult", "pca", "low_rank_approx"]
+
 
 @dataclass(frozen=True)
 class PCAResult:

@@ -35,6 +35,11 @@ import torch
 from course_lib.softmax import log_softmax, softmax
 from course_lib.validation import as_float_tensor, float_tensor, integer, integer_tensor, number_in_range
 
+__all__ = [
+    "IGNORE_INDEX", "cross_entropy", "cross_entropy_grad", "entropy", "distribution_cross_entropy", "kl_divergence",
+    "kl_divergence_log", "perplexity",
+]
+
 IGNORE_INDEX = -100
 
 

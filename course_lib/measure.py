@@ -38,6 +38,11 @@ from torch.utils._pytree import tree_flatten
 
 from course_lib.validation import callable_arg, positive_int, positive_number
 
+__all__ = [
+    "cpu_seconds", "loglog_slope", "CreatedTensor", "NOTHING_CREATED", "LargestTensor", "largest_intermediate",
+    "count_flops",
+]
+
 _NO_ARGUMENTS = "callable with no arguments"
 
 

@@ -58,6 +58,11 @@ from course_lib.tokenization import BPETokenizer
 from course_lib.transformer import Decoder, Encoder
 from course_lib.validation import int_in_range, nonnegative_int, positive_int
 
+__all__ = [
+    "TinyGPTConfig", "TinyGPT", "NextTokenLogits", "SPECIAL_TOKENS", "BERT_INIT_STD", "BERT_BASE_WIDTH",
+    "TinyEncoderConfig", "EncoderOutput", "TinyEncoder", "EncoderTokenizer",
+]
+
 
 def _check_shape(config: TinyGPTConfig | TinyEncoderConfig) -> None:
     """The checks both configs share: positive sizes (stored as plain ints), heads dividing the width."""

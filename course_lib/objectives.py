@@ -41,6 +41,11 @@ import torch
 from course_lib.losses import IGNORE_INDEX
 from course_lib.validation import int_in_range, number_in_range, positive_int, type_name
 
+__all__ = [
+    "IS_NEXT", "NOT_NEXT", "IN_ORDER", "SWAPPED", "MASK_FRACTION", "RANDOM_FRACTION", "SegmentPair", "mlm_mask",
+    "make_nsp_pairs", "make_sop_pairs",
+]
+
 T = TypeVar("T")
 
 IS_NEXT, NOT_NEXT = 0, 1

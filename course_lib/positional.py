@@ -29,6 +29,8 @@ from torch import Tensor, nn
 
 from course_lib.validation import float_tensor, number_in_range, positive_int, tensor
 
+__all__ = ["sinusoidal_positions", "LearnedPositions", "apply_rope", "alibi_slopes", "alibi_bias"]
+
 
 def _check_base(base: float) -> float:
     return number_in_range(base, "base", 1.0, math.inf, low_open=True, high_open=True)

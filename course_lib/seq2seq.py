@@ -50,6 +50,12 @@ from course_lib.training import optimizer_step
 from course_lib.validation import boolean, callable_arg, integer, nonnegative_int, positive_int, positive_number, type_name
 from course_lib.world import World
 
+__all__ = [
+    "PAD", "BOS", "EOS", "SPECIALS", "Batch", "ReversalTask", "Seq2SeqConfig", "Encoded", "GRUEncoder",
+    "BahdanauAttention", "GRUDecoder", "AttentionGRUDecoder", "Decoded", "Seq2Seq", "exact_match",
+    "accuracy_by_length", "fit",
+]
+
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 

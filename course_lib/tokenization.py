@@ -35,6 +35,11 @@ import regex
 
 from course_lib.validation import int_in_range, integer, nonnegative_int, positive_int
 
+__all__ = [
+    "GPT2_PATTERN", "GPT4_PATTERN", "WORD_PATTERN", "UNK_TOKEN", "Tokenizer", "BPETokenizer", "naive_bpe_merges",
+    "split_words", "WordLevelTokenizer", "WordPieceTokenizer",
+]
+
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 """GPT-2's pre-tokenization regex, verbatim from openai/gpt-2 ``src/encoder.py`` (Radford et al., 2019)."""
 

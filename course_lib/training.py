@@ -12,6 +12,8 @@ import torch
 
 from course_lib.validation import nonnegative_number, positive_number, tensor, type_name
 
+__all__ = ["optimizer_step"]
+
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: float,
                    grad_clip: float | None = None) -> None:

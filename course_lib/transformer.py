@@ -27,6 +27,8 @@ from torch import Tensor, nn
 from course_lib.attention import KVCache, MultiHeadAttention
 from course_lib.validation import number_in_range, one_of, positive_int
 
+__all__ = ["NORM_POSITIONS", "MLP", "EncoderBlock", "DecoderBlock", "Encoder", "Decoder", "EncoderDecoder"]
+
 NORM_POSITIONS = ("pre", "post")
 
 

@@ -84,6 +84,11 @@ import numpy as np
 
 from course_lib.validation import boolean, int_in_range, probability
 
+__all__ = [
+    "RELATIONS", "VISIT", "KINDS", "TEMPLATES", "PRONOUNS", "JOBS", "PETS", "COLOURS", "Fact", "Person", "World",
+    "Sentence", "Derivation", "DocumentGenerator",
+]
+
 RELATIONS = ("lives_in", "works_as", "has_pet", "likes_colour", "best_friend")
 VISIT = "visit"
 KINDS = RELATIONS + (VISIT,)

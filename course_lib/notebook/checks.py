@@ -14,6 +14,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+__all__ = ["CheckFailed", "check_close", "check_equal", "check_true", "check_raises"]
+
 
 class CheckFailed(AssertionError):
     """Raised by a check whose answer is wrong; the message tells the learner why."""

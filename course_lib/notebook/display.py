@@ -11,6 +11,8 @@ import html
 import inspect
 from typing import Any, Sequence
 
+__all__ = ["SourceView", "show_source", "Table", "table"]
+
 
 class SourceView:
     """A function's or class's source, rendered highlighted in Jupyter and as plain text elsewhere."""

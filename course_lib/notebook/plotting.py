@@ -12,6 +12,8 @@ from cycler import cycler
 
 from course_lib.validation import positive_int
 
+__all__ = ["PALETTE", "COURSE_STYLE", "use_course_style", "subplots"]
+
 #: The course palette, colour-blind safe (Okabe & Ito 2008), in the order series are drawn.
 PALETTE: tuple[str, ...] = (
     "#0072B2",  # blue

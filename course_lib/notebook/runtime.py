@@ -20,6 +20,8 @@ import torch
 
 from course_lib.validation import int_in_range, one_of, positive_int
 
+__all__ = ["THREADS_ENV", "RunInfo", "MAX_SEED", "seed_everything", "get_device", "default_threads", "setup"]
+
 THREADS_ENV = "COURSE_TORCH_THREADS"
 
 

@@ -34,6 +34,11 @@ from course_lib.notebook.plotting import PALETTE
 from course_lib.tokenization import BPETokenizer, Tokenizer
 from course_lib.validation import positive_number
 
+__all__ = [
+    "VISIBLE_WHITESPACE", "BOX_COLOURS", "HIGHLIGHT_COLOUR", "token_pieces", "token_label", "rows_needed",
+    "plot_tokens", "token_figure",
+]
+
 VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\t": "⇥"}
 """How whitespace inside a piece is drawn."""
 

@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 
 from course_lib.validation import callable_arg, real
 
+__all__ = ["slider", "Explorer", "explore"]
+
 
 def slider(low: float, high: float, step: float, value: float, description: str = "") -> widgets.ValueWidget:
     """An `IntSlider` when all four numbers are ints, else a `FloatSlider`; validated."""
