@@ -20,7 +20,7 @@ them). The derivative of ReLU at 0 is taken to be 0, as in PyTorch.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 

@@ -20,9 +20,10 @@ import argparse
 import hashlib
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TypedDict
+from typing import TypedDict
 
 from course_lib.validation import one_of, type_name
 from course_lib.world import DocumentGenerator, World

@@ -35,8 +35,9 @@ constrained and speculative decoding, and generation beyond the model's context 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 

@@ -14,7 +14,7 @@ and GloVe, approximate nearest-neighbour indexes, and non-linear projections suc
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

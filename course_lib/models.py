@@ -46,8 +46,9 @@ encoder, BERT's WordPiece vocabulary, whole-word masking and the fine-tuning hea
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -363,7 +364,8 @@ class TinyEncoder(nn.Module):
             return
         if self.segment_embedding is None:
             raise ValueError("segment_ids were given, but this TinyEncoder has n_segments=0")
-        if not isinstance(segment_ids, torch.Tensor) or segment_ids.shape != ids.shape or segment_ids.dtype != torch.long:
+        if (not isinstance(segment_ids, torch.Tensor) or segment_ids.shape != ids.shape
+                or segment_ids.dtype != torch.long):
             shown = (f"shape {tuple(segment_ids.shape)}, dtype {segment_ids.dtype}"
                      if isinstance(segment_ids, torch.Tensor) else repr(segment_ids))
             raise ValueError(f"segment_ids must be a LongTensor of the shape of ids {tuple(ids.shape)}, got {shown}")

@@ -33,8 +33,9 @@ sentences a negative pair leaves out, whole-word and span masking, and dynamic r
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, Iterable, Iterator, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 import torch
 

@@ -36,8 +36,8 @@ packed sequences (padded positions are run through the encoder and then ignored)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,15 @@ from tqdm.auto import tqdm
 from course_lib.attention import padding_mask
 from course_lib.softmax import softmax
 from course_lib.training import optimizer_step
-from course_lib.validation import boolean, callable_arg, integer, nonnegative_int, positive_int, positive_number, type_name
+from course_lib.validation import (
+    boolean,
+    callable_arg,
+    integer,
+    nonnegative_int,
+    positive_int,
+    positive_number,
+    type_name,
+)
 from course_lib.world import World
 
 __all__ = [

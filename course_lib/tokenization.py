@@ -28,8 +28,8 @@ import json
 import warnings
 from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Hashable, Iterable, Sequence
 
 import regex
 

@@ -114,7 +114,7 @@ def test_value_gradients_match_finite_differences():
         x = torch.tensor([rng.uniform(-2, 2) for _ in range(N_LEAVES)], dtype=torch.float64)
         values = [Value(d) for d in x.tolist()]
         as_node(evaluate(tree, values), values).backward()
-        numeric = numerical_gradient(lambda t: as_node(evaluate(tree, list(t)), list(t)), x)
+        numeric = numerical_gradient(lambda t, tree=tree: as_node(evaluate(tree, list(t)), list(t)), x)
         for v, g in zip(values, numeric.tolist()):
             assert abs(v.grad - g) <= 1e-6 * max(abs(g), 1.0), (tree, v.grad, g)
 

@@ -33,7 +33,8 @@ README = (DATA_DIR / DATASHEET).read_text(encoding="utf-8")
 def regenerated(tmp_path_factory) -> Path:
     """A fresh data folder written by `write_corpus`, starting from an empty file table."""
     folder = tmp_path_factory.mktemp("data")
-    (folder / DATASHEET).write_text("# Sheet\n\n| path | bytes | sha256 | how it was made |\n| --- | --- | --- | --- |\n")
+    (folder / DATASHEET).write_text("# Sheet\n\n| path | bytes | sha256 | how it was made |\n"
+                                    "| --- | --- | --- | --- |\n")
     write_corpus(folder)
     return folder
 

@@ -101,7 +101,7 @@ def reference_beam_search(lm: Bigram, prompt: list[int], k: int, n: int, eos: in
                           alpha: float) -> list[tuple[list[int], float]]:
     """Beam search with no early stop: run every step, keep EOS endings that rank among the top k."""
     beams, finished = [([], 0.0)], []
-    for step in range(n):
+    for _ in range(n):
         candidates = sorted(((-(lp + float(lm.log_probs[(prompt + seq)[-1], t])), b, t, seq)
                              for b, (seq, lp) in enumerate(beams) for t in range(lm.log_probs.shape[0])))
         beams = []
@@ -160,7 +160,7 @@ def test_beam_search_matches_the_reference_without_early_stop(seed, vocab, n, k,
     expected = reference_beam_search(lm, [0], k, n, eos, alpha)
     scores = [score for _, score in expected]
     assert [h.score for h in got] == pytest.approx(scores, abs=1e-12)
-    for h, (seq, score) in zip(got, expected):
+    for h, (seq, _) in zip(got, expected):
         if not has_a_tie(lm, [0], seq, eos):  # tied sequences (same bigrams, another order) may swap
             assert tokens(h) == seq
 
@@ -336,7 +336,10 @@ def test_top_p_keeps_the_minimal_set_reaching_p(logits, p):
 def test_top_p_worked_example_and_edges():
     probs = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
     logits = probs.log()
-    kept = lambda p, **kw: torch.isfinite(top_p_filter(logits, p, **kw)).tolist()
+
+    def kept(p: float, **kw) -> list[bool]:
+        return torch.isfinite(top_p_filter(logits, p, **kw)).tolist()
+
     assert kept(0.5) == [True, False, False, False]  # 0.5 reaches p exactly
     assert kept(0.6) == [True, True, False, False]  # 0.3 crosses p and is kept
     assert kept(0.81) == [True, True, True, False]
@@ -468,7 +471,8 @@ def test_numpy_integers_are_accepted_as_sizes():
                                top_p_filter(logits, 0.5, min_tokens_to_keep=2))
     torch.testing.assert_close(sampling_distribution(logits, np.float64(0.5), top_k=np.int64(2)),
                                sampling_distribution(logits, 0.5, top_k=2))
-    assert torch.equal(greedy_decode(LM, PROMPT, np.int64(3), eos_id=np.int64(4)), greedy_decode(LM, PROMPT, 3, eos_id=4))
+    assert torch.equal(greedy_decode(LM, PROMPT, np.int64(3), eos_id=np.int64(4)),
+                       greedy_decode(LM, PROMPT, 3, eos_id=4))
     assert beam_search(LM, PROMPT, np.int64(2), torch.tensor(3)) == beam_search(LM, PROMPT, 2, 3)
 
 

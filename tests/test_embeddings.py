@@ -129,7 +129,8 @@ def test_bad_input_raises_a_clear_value_error(call, message):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: lookup_as_matmul(torch.tensor([0.0]), random_table(5, 2)), "ids must be a LongTensor of token ids, got dtype"),
+    (lambda: lookup_as_matmul(torch.tensor([0.0]), random_table(5, 2)),
+     "ids must be a LongTensor of token ids, got dtype"),
     (lambda: lookup_as_matmul([0, 1], random_table(5, 2)), "ids must be a LongTensor of token ids, got list"),
     (lambda: lookup_as_matmul(torch.tensor([0]), torch.zeros(5, 2, dtype=torch.long)),
      "table must be a floating-point tensor, got dtype torch.int64"),

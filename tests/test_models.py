@@ -147,7 +147,8 @@ def test_next_token_logits_expose_the_model_limits_to_the_decoders():
     (lambda m: m(torch.zeros(3, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\)"),
     (lambda m: m(torch.zeros(1, 3)), r"ids must be a LongTensor of shape \(B, T\)"),
     (lambda m: m(torch.zeros(0, 3, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\) with B, T >= 1"),
-    (lambda m: m(torch.zeros(1, 3, dtype=torch.long), caches=[]), r"caches must be a list of one KVCache per layer \(2\)"),
+    (lambda m: m(torch.zeros(1, 3, dtype=torch.long), caches=[]),
+     r"caches must be a list of one KVCache per layer \(2\)"),
 ])
 def test_bad_model_input_raises_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
@@ -182,7 +183,8 @@ def test_config_of_the_wrong_type_raises_a_type_error(overrides, message):
 
 
 def test_configs_take_numpy_integer_sizes_and_store_ints():
-    config = TinyGPTConfig(vocab_size=np.int64(40), context_length=np.int32(24), d_model=np.int64(32), d_ff=np.int64(64))
+    config = TinyGPTConfig(vocab_size=np.int64(40), context_length=np.int32(24), d_model=np.int64(32),
+                           d_ff=np.int64(64))
     assert config == TinyGPTConfig(vocab_size=40, context_length=24, d_model=32, d_ff=64)
     assert all(type(v) is int for k, v in config.to_dict().items() if k != "dropout")
     json.dumps(config.to_dict())  # JSON-able, as a checkpoint stores it

@@ -42,7 +42,8 @@ def small_model(attention: bool, seed: int = 0) -> Seq2Seq:
 def test_task_vocabulary_is_the_worlds_entity_words():
     world = load_world()
     assert len(TASK.words) == 24 + 8 + 8 + 6 + 6 == 52 and TASK.vocab_size == 55
-    assert set(TASK.words) == set(world.names) | set(world.cities) | set(world.jobs) | set(world.pets) | set(world.colours)
+    assert set(TASK.words) == (set(world.names) | set(world.cities) | set(world.jobs) | set(world.pets)
+                               | set(world.colours))
     words = [world.names[0], world.cities[0], "teacher"]
     assert TASK.decode(TASK.encode(words)) == words
     assert TASK.decode([BOS, *TASK.encode(words), EOS, *TASK.encode(["cat"])]) == words  # stops at EOS
@@ -253,7 +254,8 @@ def test_numpy_integer_sizes_are_accepted_and_stored_as_ints():
     assert Seq2Seq(config).num_parameters() == Seq2Seq(Seq2SeqConfig(55, 8, 16, True, 8)).num_parameters()
     assert GRUDecoder(np.int64(10), np.int64(4), np.int64(6)).gru.hidden_size == 6  # nn.GRU refuses numpy ints
     sampled = TASK.sample(np.int64(3), np.int64(2), np.int64(4), seed=np.int64(0))
-    for got, expected in ((sampled, TASK.sample(3, 2, 4, seed=0)), (TASK.batch([[np.int64(3), 4]]), TASK.batch([[3, 4]]))):
+    batched = TASK.batch([[np.int64(3), 4]])
+    for got, expected in ((sampled, TASK.sample(3, 2, 4, seed=0)), (batched, TASK.batch([[3, 4]]))):
         assert all(torch.equal(a, b) for a, b in zip(vars(got).values(), vars(expected).values()))
 
 

@@ -217,7 +217,7 @@ def test_verbose_prints_each_merge(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_decode_replaces_invalid_utf8(gpt2_bpe: BPETokenizer) -> None:
-    emoji = "😀".encode("utf-8")  # four bytes
+    emoji = "😀".encode()  # four bytes
     assert gpt2_bpe.decode([emoji[0]]) == "\ufffd"
     assert gpt2_bpe.decode(list(emoji)) == "😀"
     assert gpt2_bpe.decode([]) == ""

@@ -9,7 +9,8 @@ that on the same notebooks) and any comparison the helpers below cannot express 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

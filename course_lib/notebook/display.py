@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 import inspect
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["SourceView", "show_source", "Table", "table"]
 

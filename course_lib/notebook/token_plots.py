@@ -20,7 +20,7 @@ and interactive hover (the figures are static images).
 from __future__ import annotations
 
 import functools
-from typing import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes

@@ -8,7 +8,8 @@ Left out: saved widget state (the notebooks store none) and layouts beyond one r
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -96,7 +97,7 @@ class Explorer:
                 raise ValueError(f"{name} must lie in [{low}, {high}], got {value!r}")
             control.value = value
 
-    def show(self) -> "Explorer":
+    def show(self) -> Explorer:
         display(self.box)
         self.handle = display(self.figure, display_id=True)
         return self
