@@ -47,7 +47,9 @@ def self_attention_flops(n: int, d: int, batch: int = 1, projections: bool = Tru
     the Q, K, V and output projections 2 n d^2 each. Total ``4 n^2 d + 8 n d^2`` per sequence, or
     ``4 n^2 d`` with projections=False (the part that Table 1's O(n^2 d) describes).
     """
-    n, d, batch = positive_int(n, "n"), positive_int(d, "d"), positive_int(batch, "batch")
+    n = positive_int(n, "n")
+    d = positive_int(d, "d")
+    batch = positive_int(batch, "batch")
     flops = 4 * n * n * d + (8 * n * d * d if projections else 0)
     return batch * flops
 
@@ -56,7 +58,9 @@ def rnn_flops(n: int, d: int, batch: int = 1) -> int:
     """Matmul FLOPs of one Elman RNN layer (input and hidden width d) over n steps: each step
     computes ``W_ih x_t`` and ``W_hh h_{t-1}``, 2 d^2 each, so ``4 n d^2`` per sequence (an LSTM has
     4 gates: 4x this)."""
-    n, d, batch = positive_int(n, "n"), positive_int(d, "d"), positive_int(batch, "batch")
+    n = positive_int(n, "n")
+    d = positive_int(d, "d")
+    batch = positive_int(batch, "batch")
     return batch * 4 * n * d * d
 
 
@@ -65,8 +69,10 @@ def attention_scores_bytes(n_queries: int, n_keys: int | None = None, n_heads: i
     """Bytes of one (batch, n_heads, n_queries, n_keys) score matrix, the largest intermediate of
     naive attention: quadratic in the sequence length. n_keys defaults to n_queries."""
     n_keys = n_queries if n_keys is None else n_keys
-    n_queries, n_keys = positive_int(n_queries, "n_queries"), positive_int(n_keys, "n_keys")
-    n_heads, batch = positive_int(n_heads, "n_heads"), positive_int(batch, "batch")
+    n_queries = positive_int(n_queries, "n_queries")
+    n_keys = positive_int(n_keys, "n_keys")
+    n_heads = positive_int(n_heads, "n_heads")
+    batch = positive_int(batch, "batch")
     positive_number(bytes_per_value, "bytes_per_value")
     return batch * n_heads * n_queries * n_keys * bytes_per_value
 
@@ -74,7 +80,9 @@ def attention_scores_bytes(n_queries: int, n_keys: int | None = None, n_heads: i
 def rnn_states_bytes(n: int, d: int, batch: int = 1, bytes_per_value: float = 4) -> float:
     """Bytes of the n hidden states (width d) that an RNN layer keeps for backpropagation: linear
     in n."""
-    n, d, batch = positive_int(n, "n"), positive_int(d, "d"), positive_int(batch, "batch")
+    n = positive_int(n, "n")
+    d = positive_int(d, "d")
+    batch = positive_int(batch, "batch")
     positive_number(bytes_per_value, "bytes_per_value")
     return batch * n * d * bytes_per_value
 
@@ -97,7 +105,8 @@ def table1_costs(layer: str, n: int, d: int, k: int | None = None,
     growth rates with these numbers, and absolute costs with ``self_attention_flops``/``rnn_flops``.
     """
     one_of(layer, "layer", VASWANI_TABLE_1)
-    n, d = positive_int(n, "n"), positive_int(d, "d")
+    n = positive_int(n, "n")
+    d = positive_int(d, "d")
     if layer == "self-attention":
         return LayerCosts(n * n * d, 1, 1)
     if layer == "recurrent":

@@ -63,7 +63,8 @@ def cpu_seconds(fn: Callable[[], object], budget: float = 0.05, min_runs: int = 
     """
     callable_arg(fn, "fn", _NO_ARGUMENTS)
     budget = positive_number(budget, "budget")  # seconds
-    min_runs, max_runs = positive_int(min_runs, "min_runs"), positive_int(max_runs, "max_runs")
+    min_runs = positive_int(min_runs, "min_runs")
+    max_runs = positive_int(max_runs, "max_runs")
     if max_runs < min_runs:
         raise ValueError(f"max_runs must be at least min_runs = {min_runs}, got {max_runs}")
     threads = torch.get_num_threads()

@@ -49,7 +49,8 @@ def sinusoidal_positions(n_positions: int, d_model: int, base: float = 10000.0,
     Column 2i holds ``sin(p w_i)`` and column 2i + 1 ``cos(p w_i)`` with ``w_i = base^(-2i/d)``,
     so ``<PE[p], PE[p + k]> = sum_i cos(k w_i)`` does not depend on p. d_model must be even.
     """
-    n_positions, d_model = positive_int(n_positions, "n_positions"), positive_int(d_model, "d_model")
+    n_positions = positive_int(n_positions, "n_positions")
+    d_model = positive_int(d_model, "d_model")
     if d_model % 2:
         raise ValueError(f"d_model must be even (sin/cos pairs), got {d_model}")
     base = _check_base(base)
@@ -67,7 +68,8 @@ class LearnedPositions(nn.Module):
 
     def __init__(self, n_positions: int, d_model: int) -> None:
         super().__init__()
-        n_positions, d_model = positive_int(n_positions, "n_positions"), positive_int(d_model, "d_model")
+        n_positions = positive_int(n_positions, "n_positions")
+        d_model = positive_int(d_model, "d_model")
         self.n_positions = n_positions
         self.table = nn.Embedding(n_positions, d_model)
         nn.init.normal_(self.table.weight, mean=0.0, std=0.01)

@@ -481,7 +481,8 @@ def fit(model: Seq2Seq, task: ReversalTask, steps: int, batch_size: int, min_len
     if model.config.vocab_size != task.vocab_size:
         raise ValueError(f"model.config.vocab_size must equal task.vocab_size={task.vocab_size}, "
                          f"got {model.config.vocab_size}")
-    steps, batch_size = positive_int(steps, "steps"), positive_int(batch_size, "batch_size")
+    steps = positive_int(steps, "steps")
+    batch_size = positive_int(batch_size, "batch_size")
     callable_arg(learning_rate, "learning_rate", "a function of the step")
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type_name(generator)}")

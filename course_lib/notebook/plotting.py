@@ -52,7 +52,8 @@ def use_course_style() -> None:
 
 def subplots(ncols: int = 1, nrows: int = 1, width: float | None = None, height: float | None = None):
     """`plt.subplots` with the course's default size scaled to the grid; returns (fig, axes)."""
-    ncols, nrows = positive_int(ncols, "ncols"), positive_int(nrows, "nrows")
+    ncols = positive_int(ncols, "ncols")
+    nrows = positive_int(nrows, "nrows")
     base_w, base_h = COURSE_STYLE["figure.figsize"]  # type: ignore[misc]
     width = width if width is not None else min(base_w * ncols * 0.75 + base_w * 0.25, 13.0)
     height = height if height is not None else base_h * nrows
