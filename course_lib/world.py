@@ -536,8 +536,8 @@ def _check_world(world: World) -> None:
                 raise ValueError(f"{p.name}'s {what} must be one of {list(allowed)}, got {value!r}")
         if p.friend == p.name:
             raise ValueError(f"{p.name}'s friend must be another person, got {p.friend!r}")
-    int_in_range(world.seed, "seed", 0)
-    probability(world.bias, "bias")
+    object.__setattr__(world, "seed", int_in_range(world.seed, "seed", 0))  # stored as a plain int
+    object.__setattr__(world, "bias", probability(world.bias, "bias"))  # and a plain float
 
 
 def _check_rng(rng: object) -> None:

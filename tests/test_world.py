@@ -276,6 +276,9 @@ def test_numpy_numbers_are_accepted_and_stored_as_python_numbers():
     assert world == World.generate(seed=3, n_people=10, n_cities=4, bias=0.5)
     assert type(world.seed) is int and type(world.bias) is float
     assert World.from_json(world.to_json()) == world
+    direct = World(world.people, world.cities, world.jobs, world.pets, world.colours, seed=np.int64(3),
+                   bias=np.int64(0))
+    assert (type(direct.seed), type(direct.bias)) == (int, float) and World.from_json(direct.to_json()) == direct
     generator = DocumentGenerator(world, min_sentences=np.int64(3), max_sentences=np.int64(4), n_days=np.int64(7))
     assert (generator.min_sentences, generator.max_sentences, generator.n_days) == (3, 4, 7)
     assert type(generator.n_days) is int
