@@ -38,6 +38,7 @@ lab: setup
 	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
 
 test: setup
+	$(BIN)/ruff check course_lib tests scripts
 	COURSE_TORCH_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests notebooks \
 		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
@@ -58,4 +59,4 @@ lock: setup
 	  $(BIN)/python -m pip freeze --exclude-editable | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > constraints.txt
 
 clean:
-	rm -rf $(VENV) student .pytest_cache
+	rm -rf $(VENV) student .pytest_cache .ruff_cache

@@ -4,4 +4,6 @@ Modules are named for concepts (``tokenization``, ``attention``, ``decoding``, .
 imports what it needs. ``course_lib.notebook.runtime.setup`` is the one call every notebook makes first.
 """
 
+__all__: list[str] = []  # nothing is re-exported: import the modules by name (course_lib.attention, ...)
+
 __version__ = "0.1.0"

@@ -40,7 +40,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.softmax import softmax
-from course_lib.validation import positive_int
+from course_lib.validation import int_in_range, positive_int, positive_number, tensor
+
+__all__ = [
+    "scaled_dot_product_attention", "causal_mask", "sliding_window_mask", "prefix_lm_mask", "padding_mask",
+    "KVCache", "MultiHeadAttention", "to_torch_multihead_attention", "tiled_attention",
+]
 
 # --------------------------------------------------------------------------------------------------
 # scaled dot-product attention
@@ -48,9 +53,7 @@ from course_lib.validation import positive_int
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.ndim < 2:
+        if tensor(t, name).ndim < 2:
             raise ValueError(f"{name} must have shape (..., T, d), got {tuple(t.shape)}")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k must have the same last dimension, got q {tuple(q.shape)} "
@@ -83,12 +86,6 @@ def _check_mask(mask: Tensor, shape: tuple[int, ...]) -> None:
     _check_broadcasts(mask, shape, "mask")
 
 
-def _check_scale(scale: float | None) -> None:
-    if scale is not None and (isinstance(scale, bool) or not (isinstance(scale, (int, float))
-                                                              and 0 < scale < math.inf)):
-        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
-
-
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None,
                                  scale: float | None = None,
                                  bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -103,11 +100,10 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor |
     Returns out (..., Tq, dv) and weights (..., Tq, Tk), whose unmasked rows sum to 1.
     """
     _check_qkv(q, k, v)
-    _check_scale(scale)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else positive_number(scale, "scale")
     scores = (q * scale) @ k.transpose(-2, -1)  # (..., Tq, Tk); scaling q is the cheaper side
     if bias is not None:
-        _check_broadcasts(bias, tuple(scores.shape), "bias")
+        _check_broadcasts(tensor(bias, "bias"), tuple(scores.shape), "bias")
         scores = scores + bias  # (..., Tq, Tk)
     if mask is not None:
         _check_mask(mask, tuple(scores.shape))
@@ -137,8 +133,8 @@ def _query_key_positions(n_queries: int, n_keys: int | None,
                          device: torch.device | str | None) -> tuple[Tensor, Tensor]:
     """Absolute positions of the queries (Tq, 1) and keys (1, Tk); queries are the last Tq keys."""
     n_keys = n_queries if n_keys is None else n_keys
-    positive_int(n_queries, "n_queries")
-    positive_int(n_keys, "n_keys")
+    n_queries = positive_int(n_queries, "n_queries")
+    n_keys = positive_int(n_keys, "n_keys")
     if n_keys < n_queries:
         raise ValueError(f"n_keys must be >= n_queries (the queries are the last n_queries "
                          f"positions), got n_keys={n_keys}, n_queries={n_queries}")
@@ -163,7 +159,7 @@ def sliding_window_mask(n_queries: int, window: int, n_keys: int | None = None,
     """Causal sliding-window mask (Tq, Tk): each query attends to itself and the window - 1
     positions before it, so window counts the query itself (window = 1: only itself; other code
     bases may count one more). Positions are aligned as in ``causal_mask``."""
-    positive_int(window, "window")
+    window = positive_int(window, "window")
     i, j = _query_key_positions(n_queries, n_keys, device)
     return (j <= i) & (i - j < window)  # (Tq, Tk)
 
@@ -174,9 +170,8 @@ def prefix_lm_mask(n: int, prefix_len: int, device: torch.device | str | None = 
 
     prefix_len = 0 gives the causal mask, prefix_len = n the full (encoder) mask.
     """
-    positive_int(n, "n")
-    if not isinstance(prefix_len, int) or isinstance(prefix_len, bool) or not 0 <= prefix_len <= n:
-        raise ValueError(f"prefix_len must be an int in [0, n={n}], got {prefix_len!r}")
+    n = positive_int(n, "n")
+    prefix_len = int_in_range(prefix_len, "prefix_len", 0, n)
     i = torch.arange(n, device=device)[:, None]  # (n, 1)
     j = torch.arange(n, device=device)[None, :]  # (1, n)
     return (j < prefix_len) | (j <= i)  # (n, n)
@@ -194,14 +189,15 @@ def padding_mask(lengths: Tensor | list[int], max_len: int | None = None,
     lengths = torch.as_tensor(lengths, device=device)
     if lengths.numel() == 0:
         raise ValueError(f"lengths must be non-empty, got {lengths.tolist()}")
-    if lengths.ndim != 1 or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
-        raise ValueError(f"lengths must be a 1-D integer tensor or list, got dtype {lengths.dtype} "
-                         f"and shape {tuple(lengths.shape)}")
+    if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
+    if lengths.ndim != 1:
+        raise ValueError(f"lengths must be a 1-D tensor or list, got shape {tuple(lengths.shape)}")
     if bool((lengths < 0).any()):
         raise ValueError(f"lengths must be >= 0, got {lengths.tolist()}")
     longest = int(lengths.max())
     max_len = max(longest, 1) if max_len is None else max_len  # all lengths 0: one masked column
-    positive_int(max_len, "max_len")
+    max_len = positive_int(max_len, "max_len")
     if longest > max_len:
         raise ValueError(f"max_len must be >= every length, got max_len={max_len} and a length "
                          f"of {longest}")
@@ -282,9 +278,9 @@ class MultiHeadAttention(nn.Module):
                  bias: bool = True) -> None:
         super().__init__()
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
-        positive_int(d_model, "d_model")
-        positive_int(n_heads, "n_heads")
-        positive_int(n_kv_heads, "n_kv_heads")
+        d_model = positive_int(d_model, "d_model")
+        n_heads = positive_int(n_heads, "n_heads")
+        n_kv_heads = positive_int(n_kv_heads, "n_kv_heads")
         if d_model % n_heads:
             raise ValueError(f"d_model must be divisible by n_heads, got d_model={d_model}, "
                              f"n_heads={n_heads}")
@@ -304,10 +300,9 @@ class MultiHeadAttention(nn.Module):
 
     def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
         for name, t in (("query", query), ("key", key), ("value", value)):
-            if not isinstance(t, Tensor) or t.ndim != 3 or t.shape[-1] != self.d_model:
-                got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            if tensor(t, name).ndim != 3 or t.shape[-1] != self.d_model:
                 raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), "
-                                 f"got {got}")
+                                 f"got {tuple(t.shape)}")
         if not query.shape[0] == key.shape[0] == value.shape[0] or key.shape[1] != value.shape[1]:
             raise ValueError(f"query (B, Tq, d), key and value (B, Tk, d) must agree, got "
                              f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
@@ -316,9 +311,8 @@ class MultiHeadAttention(nn.Module):
                    device: torch.device) -> Tensor | None:
         """The user's mask as (B or 1, H or 1, Tq, Tk), combined with the causal mask."""
         if mask is not None:
-            if not isinstance(mask, Tensor) or mask.ndim not in (2, 3, 4):
-                got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
-                raise ValueError(f"mask must be (Tq, Tk), (B, Tq, Tk) or (B, H, Tq, Tk), got {got}")
+            if tensor(mask, "mask").ndim not in (2, 3, 4):
+                raise ValueError(f"mask must be (Tq, Tk), (B, Tq, Tk) or (B, H, Tq, Tk), got {tuple(mask.shape)}")
             mask = mask.unsqueeze(1) if mask.ndim == 3 else mask  # (B, 1, Tq, Tk)
             _check_mask(mask, (B, self.n_heads, Tq, Tk))
         if causal:
@@ -411,12 +405,11 @@ def tiled_attention(q: Tensor, k: Tensor, v: Tensor, block_size: int, causal: bo
     propagate to the output (no check is made inside the loop).
     """
     _check_qkv(q, k, v)
-    _check_scale(scale)
-    positive_int(block_size, "block_size")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else positive_number(scale, "scale")
+    block_size = positive_int(block_size, "block_size")
     Tq, Tk = q.shape[-2], k.shape[-2]
     if causal and Tk < Tq:
         raise ValueError(f"causal tiled attention needs Tk >= Tq, got Tq={Tq}, Tk={Tk}")
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     out = q.new_empty(batch + (Tq, v.shape[-1]))  # (..., Tq, dv)
     for q0 in range(0, Tq, block_size):

@@ -20,11 +20,13 @@ them). The derivative of ReLU at 0 is taken to be 0, as in PyTorch.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
-from course_lib.validation import float_tensor
+from course_lib.validation import float_tensor, integer_tensor, positive_int, positive_number, tensor
+
+__all__ = ["Value", "topological_order", "numerical_gradient", "vjp", "jacobian", "embedding_grad"]
 
 Number = int | float
 
@@ -241,8 +243,7 @@ def numerical_gradient(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     O(machine epsilon / eps): use float64 (eps around 1e-6) when comparing with autograd.
     """
     float_tensor(x, "x")
-    if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps}")
+    eps = positive_number(eps, "eps")
     base = x.detach().clone(memory_format=torch.contiguous_format)
     grad = torch.empty_like(base)
     flat_x, flat_grad = base.view(-1), grad.view(-1)
@@ -264,9 +265,8 @@ def vjp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, v: torch.Ten
     `v` has the shape of f(x). This is what backpropagation computes; J itself is never formed.
     """
     x, y = _forward(f, x)
-    if not isinstance(v, torch.Tensor) or v.shape != y.shape:
-        shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-        raise ValueError(f"v must be a tensor of the output's shape {tuple(y.shape)}, got {shape}")
+    if tensor(v, "v").shape != y.shape:
+        raise ValueError(f"v must be a tensor of the output's shape {tuple(y.shape)}, got {tuple(v.shape)}")
     return _vjp(y, x, v.to(y.dtype))
 
 
@@ -291,11 +291,9 @@ def embedding_grad(ids: torch.Tensor, grad_output: torch.Tensor, num_embeddings:
     sum of the output gradients at the positions holding token t, and exactly 0 for tokens that do
     not occur. Computed with a scatter-add rather than the one-hot product.
     """
-    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
-        raise ValueError(f"ids must be an integer tensor, got {getattr(ids, 'dtype', type(ids).__name__)}")
+    integer_tensor(ids, "ids")
     float_tensor(grad_output, "grad_output")
-    if not isinstance(num_embeddings, int) or isinstance(num_embeddings, bool) or num_embeddings < 1:
-        raise ValueError(f"num_embeddings must be a positive int, got {num_embeddings!r}")
+    num_embeddings = positive_int(num_embeddings, "num_embeddings")
     if grad_output.dim() == 0 or grad_output.shape[:-1] != ids.shape:
         raise ValueError(
             f"grad_output must have shape ids.shape + (D,) = {tuple(ids.shape)} + (D,), "

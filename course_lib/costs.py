@@ -22,7 +22,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from course_lib.validation import positive_int
+from course_lib.validation import int_in_range, one_of, positive_int, positive_number
+
+__all__ = [
+    "VASWANI_TABLE_1", "self_attention_flops", "rnn_flops", "attention_scores_bytes", "rnn_states_bytes",
+    "LayerCosts", "table1_costs", "kv_cache_bytes",
+]
 
 # Vaswani et al. 2017, "Attention Is All You Need", Table 1: n sequence length, d representation
 # dimension, k convolution kernel size, r neighbourhood size of restricted self-attention.
@@ -35,12 +40,6 @@ VASWANI_TABLE_1: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _check_bytes_per_value(bytes_per_value: float) -> None:
-    if (not isinstance(bytes_per_value, (int, float)) or isinstance(bytes_per_value, bool)
-            or not 0 < bytes_per_value < math.inf):
-        raise ValueError(f"bytes_per_value must be a positive number, got {bytes_per_value!r}")
-
-
 def self_attention_flops(n: int, d: int, batch: int = 1, projections: bool = True) -> int:
     """Matmul FLOPs of one self-attention layer over n positions of width d.
 
@@ -48,8 +47,9 @@ def self_attention_flops(n: int, d: int, batch: int = 1, projections: bool = Tru
     the Q, K, V and output projections 2 n d^2 each. Total ``4 n^2 d + 8 n d^2`` per sequence, or
     ``4 n^2 d`` with projections=False (the part that Table 1's O(n^2 d) describes).
     """
-    for value, name in ((n, "n"), (d, "d"), (batch, "batch")):
-        positive_int(value, name)
+    n = positive_int(n, "n")
+    d = positive_int(d, "d")
+    batch = positive_int(batch, "batch")
     flops = 4 * n * n * d + (8 * n * d * d if projections else 0)
     return batch * flops
 
@@ -58,8 +58,9 @@ def rnn_flops(n: int, d: int, batch: int = 1) -> int:
     """Matmul FLOPs of one Elman RNN layer (input and hidden width d) over n steps: each step
     computes ``W_ih x_t`` and ``W_hh h_{t-1}``, 2 d^2 each, so ``4 n d^2`` per sequence (an LSTM has
     4 gates: 4x this)."""
-    for value, name in ((n, "n"), (d, "d"), (batch, "batch")):
-        positive_int(value, name)
+    n = positive_int(n, "n")
+    d = positive_int(d, "d")
+    batch = positive_int(batch, "batch")
     return batch * 4 * n * d * d
 
 
@@ -68,19 +69,21 @@ def attention_scores_bytes(n_queries: int, n_keys: int | None = None, n_heads: i
     """Bytes of one (batch, n_heads, n_queries, n_keys) score matrix, the largest intermediate of
     naive attention: quadratic in the sequence length. n_keys defaults to n_queries."""
     n_keys = n_queries if n_keys is None else n_keys
-    for value, name in ((n_queries, "n_queries"), (n_keys, "n_keys"), (n_heads, "n_heads"),
-                        (batch, "batch")):
-        positive_int(value, name)
-    _check_bytes_per_value(bytes_per_value)
+    n_queries = positive_int(n_queries, "n_queries")
+    n_keys = positive_int(n_keys, "n_keys")
+    n_heads = positive_int(n_heads, "n_heads")
+    batch = positive_int(batch, "batch")
+    positive_number(bytes_per_value, "bytes_per_value")
     return batch * n_heads * n_queries * n_keys * bytes_per_value
 
 
 def rnn_states_bytes(n: int, d: int, batch: int = 1, bytes_per_value: float = 4) -> float:
     """Bytes of the n hidden states (width d) that an RNN layer keeps for backpropagation: linear
     in n."""
-    for value, name in ((n, "n"), (d, "d"), (batch, "batch")):
-        positive_int(value, name)
-    _check_bytes_per_value(bytes_per_value)
+    n = positive_int(n, "n")
+    d = positive_int(d, "d")
+    batch = positive_int(batch, "batch")
+    positive_number(bytes_per_value, "bytes_per_value")
     return batch * n * d * bytes_per_value
 
 
@@ -101,22 +104,18 @@ def table1_costs(layer: str, n: int, d: int, k: int | None = None,
     "self-attention (restricted)". Constants hidden by the O(.) are not included: compare
     growth rates with these numbers, and absolute costs with ``self_attention_flops``/``rnn_flops``.
     """
-    positive_int(n, "n")
-    positive_int(d, "d")
+    one_of(layer, "layer", VASWANI_TABLE_1)
+    n = positive_int(n, "n")
+    d = positive_int(d, "d")
     if layer == "self-attention":
         return LayerCosts(n * n * d, 1, 1)
     if layer == "recurrent":
         return LayerCosts(n * d * d, n, n)
     if layer == "convolutional":
-        positive_int(k, "k")
-        if k < 2:
-            raise ValueError(f"k must be >= 2 for a convolution that grows its receptive field, "
-                             f"got {k}")
+        k = int_in_range(k, "k", 2)  # a kernel of 1 never grows the receptive field
         return LayerCosts(k * n * d * d, 1, math.log(n, k))
-    if layer == "self-attention (restricted)":
-        positive_int(r, "r")
-        return LayerCosts(r * n * d, 1, n / r)
-    raise ValueError(f"layer must be one of {list(VASWANI_TABLE_1)}, got {layer!r}")
+    r = positive_int(r, "r")  # "self-attention (restricted)"
+    return LayerCosts(r * n * d, 1, n / r)
 
 
 def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, seq_len: int, batch: int = 1,
@@ -128,8 +127,8 @@ def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, seq_len: int, 
     LLaMA-2-7B (32 layers, 32 KV heads of dim 128, fp16): 512 KiB per token, 2 GiB at 4,096 tokens.
     Returns an int when bytes_per_value is an int.
     """
-    for value, name in ((n_layers, "n_layers"), (n_kv_heads, "n_kv_heads"),
-                        (head_dim, "head_dim"), (seq_len, "seq_len"), (batch, "batch")):
-        positive_int(value, name)
-    _check_bytes_per_value(bytes_per_value)
-    return 2 * n_layers * n_kv_heads * head_dim * seq_len * batch * bytes_per_value
+    sizes = [positive_int(value, name) for value, name in (
+        (n_layers, "n_layers"), (n_kv_heads, "n_kv_heads"), (head_dim, "head_dim"), (seq_len, "seq_len"),
+        (batch, "batch"))]
+    positive_number(bytes_per_value, "bytes_per_value")
+    return 2 * math.prod(sizes) * bytes_per_value

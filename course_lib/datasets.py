@@ -20,11 +20,19 @@ import argparse
 import hashlib
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TypedDict
+from typing import TypedDict
 
+from course_lib.validation import one_of, type_name
 from course_lib.world import DocumentGenerator, World
+
+__all__ = [
+    "DATA_DIR", "DATASHEET", "WORLD_FILE", "WORLD_SEED", "WRITE_COMMAND", "Split", "SPLITS", "DatasheetRow",
+    "OptimalLoss", "make_world", "make_generator", "sample_corpus", "corpus_text", "write_corpus", "load_world",
+    "load_generator", "load_corpus", "optimal_loss", "sha256", "read_datasheet", "record_files", "main",
+]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DATASHEET = "README.md"
@@ -97,7 +105,10 @@ def sample_corpus(split: str, generator: DocumentGenerator | None = None) -> lis
 
 def corpus_text(documents: Sequence[str]) -> str:
     """The file text of a corpus: one document per line, each ending with a newline."""
-    bad = [d for d in documents if not isinstance(d, str) or "\n" in d]
+    not_str = [d for d in documents if not isinstance(d, str)]
+    if not_str:
+        raise TypeError(f"documents must be strings, got {type_name(not_str[0])} {not_str[0]!r}")
+    bad = [d for d in documents if "\n" in d]
     if bad:
         raise ValueError(f"documents must be strings without newlines, got {bad[0]!r}")
     return "".join(d + "\n" for d in documents)
@@ -259,9 +270,7 @@ def _row(cells: list[str], names: list[str], line_number: int) -> DatasheetRow:
 
 
 def _split(split: str) -> Split:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-    return SPLITS[split]
+    return SPLITS[one_of(split, "split", SPLITS)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

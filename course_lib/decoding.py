@@ -46,13 +46,30 @@ or byte (lm-evaluation-harness's ``acc_norm``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 
-from course_lib.validation import callable_arg, integer, integer_tensor, one_of, positive_int, type_name
+from course_lib.validation import (
+    callable_arg,
+    float_tensor,
+    integer,
+    integer_tensor,
+    nonnegative_int,
+    nonnegative_number,
+    one_of,
+    positive_int,
+    probability,
+    real,
+    type_name,
+)
+
+__all__ = [
+    "NextLogits", "Hypothesis", "top_k_filter", "top_p_filter", "sampling_distribution", "greedy_decode", "sample",
+    "beam_search", "exact_search", "TextTokenizer", "generate_text", "continuation_log_prob", "score_options",
+]
 
 
 class NextLogits(Protocol):
@@ -89,31 +106,12 @@ class Hypothesis:
 # Input checks shared by the decoders
 
 
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_top_p(p: object, name: str) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1], got {p!r}")
-    return float(p)
-
-
-def _check_temperature(temperature: object) -> float:
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-            or not math.isfinite(temperature) or temperature < 0):
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
-    return float(temperature)
-
-
 def _check_sampling(temperature: object, top_k: object, top_p: object) -> None:
-    _check_temperature(temperature)
+    nonnegative_number(temperature, "temperature")
     if top_k is not None:
-        _check_positive_int(top_k, "top_k")
+        positive_int(top_k, "top_k")
     if top_p is not None:
-        _check_top_p(top_p, "top_p")
+        probability(top_p, "top_p", allow_zero=False)
 
 
 def _describe(value: object) -> str:
@@ -123,15 +121,17 @@ def _describe(value: object) -> str:
 
 
 def _check_logits(logits: object) -> torch.Tensor:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() < 1:
-        raise ValueError(f"logits must be a floating-point tensor of shape (..., V), got {_describe(logits)}")
+    float_tensor(logits, "logits")
+    if logits.dim() < 1:
+        raise ValueError(f"logits must have shape (..., V), got {_describe(logits)}")
     return logits
 
 
 def _as_batch(prompt_ids: object) -> tuple[torch.Tensor, bool]:
     """Return the prompt as ``(B, T)`` and whether it came in as a single ``(T,)`` sequence."""
-    if not isinstance(prompt_ids, torch.Tensor) or prompt_ids.dtype != torch.long \
-            or prompt_ids.dim() not in (1, 2) or prompt_ids.shape[-1] == 0 or prompt_ids.numel() == 0:
+    if not isinstance(prompt_ids, torch.Tensor) or prompt_ids.dtype != torch.long:
+        raise TypeError(f"prompt_ids must be a LongTensor of token ids, got {_describe(prompt_ids)}")
+    if prompt_ids.dim() not in (1, 2) or prompt_ids.shape[-1] == 0 or prompt_ids.numel() == 0:
         raise ValueError(f"prompt_ids must be a non-empty LongTensor of shape (T,) or (B, T), "
                          f"got {_describe(prompt_ids)}")
     if int(prompt_ids.min()) < 0:
@@ -170,9 +170,7 @@ def _check_fits_model(next_logits: NextLogits, prompt: torch.Tensor, max_new_tok
 
 
 def _check_eos(eos_id: object) -> int | None:
-    if eos_id is not None and (isinstance(eos_id, bool) or not isinstance(eos_id, int) or eos_id < 0):
-        raise ValueError(f"eos_id must be None or a token id >= 0, got {eos_id!r}")
-    return eos_id
+    return None if eos_id is None else nonnegative_int(eos_id, "eos_id")
 
 
 def _call(next_logits: NextLogits, ids: torch.Tensor, step: int, eos_id: int | None,
@@ -224,7 +222,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     ``k >= V`` keeps everything. Returns a new tensor of the same shape ``(..., V)``.
     """
     _check_logits(logits)
-    k = _check_positive_int(k, "k")
+    k = positive_int(k, "k")
     if k >= logits.shape[-1]:
         return logits.clone()
     order = torch.sort(logits, dim=-1, descending=True, stable=True).indices  # (..., V)
@@ -241,8 +239,8 @@ def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
     the kept ones are unchanged (softmax renormalises them).
     """
     _check_logits(logits)
-    p = _check_top_p(p, "p")
-    min_tokens_to_keep = _check_positive_int(min_tokens_to_keep, "min_tokens_to_keep")
+    p = probability(p, "p", allow_zero=False)
+    min_tokens_to_keep = positive_int(min_tokens_to_keep, "min_tokens_to_keep")
     if p == 1.0:
         return logits.clone()
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)  # (..., V)
@@ -298,7 +296,7 @@ def _generate(next_logits: NextLogits, prompt_ids: torch.Tensor, max_new_tokens:
     Rows that have finished are padded with ``eos_id`` while the others go on.
     """
     ids, single = _as_batch(prompt_ids)  # (B, T0)
-    max_new_tokens = _check_positive_int(max_new_tokens, "max_new_tokens")
+    max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
     eos_id = _check_eos(eos_id)
     _check_fits_model(next_logits, ids, max_new_tokens)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)  # (B,)
@@ -345,13 +343,6 @@ def sample(next_logits: NextLogits, prompt_ids: torch.Tensor, max_new_tokens: in
 # Searches over whole sequences
 
 
-def _check_length_penalty(length_penalty: object) -> float:
-    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) \
-            or not math.isfinite(length_penalty):
-        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
-    return float(length_penalty)
-
-
 def _normalised(log_prob: float, length: int, length_penalty: float) -> float:
     return log_prob / length ** length_penalty
 
@@ -392,10 +383,10 @@ def beam_search(next_logits: NextLogits, prompt_ids: torch.Tensor, beam_width: i
     continuation.
     """
     beams = _as_single(prompt_ids)  # (1, T0): the live beams, best first
-    beam_width = _check_positive_int(beam_width, "beam_width")
-    max_new_tokens = _check_positive_int(max_new_tokens, "max_new_tokens")
+    beam_width = positive_int(beam_width, "beam_width")
+    max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
     eos_id = _check_eos(eos_id)
-    length_penalty = _check_length_penalty(length_penalty)
+    length_penalty = real(length_penalty, "length_penalty")
     prompt_length = beams.shape[1]
     _check_fits_model(next_logits, beams, max_new_tokens)
     beam_log_probs = torch.zeros(1, dtype=torch.float64, device=beams.device)  # (K,)
@@ -444,11 +435,11 @@ def exact_search(next_logits: NextLogits, prompt_ids: torch.Tensor, max_new_toke
     batched call (split in chunks of 4096 sequences).
     """
     frontier = _as_single(prompt_ids)  # (N, T): unfinished continuations
-    max_new_tokens = _check_positive_int(max_new_tokens, "max_new_tokens")
+    max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
     eos_id = _check_eos(eos_id)
-    length_penalty = _check_length_penalty(length_penalty)
-    n_best = _check_positive_int(n_best, "n_best")
-    max_sequences = _check_positive_int(max_sequences, "max_sequences")
+    length_penalty = real(length_penalty, "length_penalty")
+    n_best = positive_int(n_best, "n_best")
+    max_sequences = positive_int(max_sequences, "max_sequences")
     prompt_length = frontier.shape[1]
     _check_fits_model(next_logits, frontier, max_new_tokens)
     frontier_log_probs = torch.zeros(1, dtype=torch.float64, device=frontier.device)  # (N,)

@@ -14,23 +14,23 @@ and GloVe, approximate nearest-neighbour indexes, and non-linear projections suc
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from course_lib.linalg import pca
+from course_lib.validation import float_tensor, int_in_range, positive_int, type_name
 
-
-def _check_table(table: object, name: str = "table") -> torch.Tensor:
-    if not isinstance(table, torch.Tensor) or table.dim() != 2 or not table.is_floating_point():
-        shown = f"shape {tuple(table.shape)}, dtype {table.dtype}" if isinstance(table, torch.Tensor) else repr(table)
-        raise ValueError(f"{name} must be a 2-D floating-point tensor (V, D), got {shown}")
-    return table
+__all__ = [
+    "lookup_as_matmul", "cosine_similarities", "nearest_neighbours", "project_2d", "cooccurrence_counts",
+    "ppmi_svd_embeddings",
+]
 
 
 def _check_ids(ids: object, vocab_size: int, name: str = "ids") -> torch.Tensor:
     if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:
-        raise ValueError(f"{name} must be a LongTensor of token ids, got {ids!r}")
+        got = f"dtype {ids.dtype}" if isinstance(ids, torch.Tensor) else type_name(ids)
+        raise TypeError(f"{name} must be a LongTensor of token ids, got {got}")
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
         raise ValueError(f"{name} must be in [0, {vocab_size}), got values in "
                          f"[{int(ids.min())}, {int(ids.max())}]")
@@ -42,7 +42,7 @@ def lookup_as_matmul(ids: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 
     ``ids`` has any shape ``(...)``; the result is ``(..., D)``.
     """
-    table = _check_table(table)
+    table = float_tensor(table, "table", ndim=2)  # (V, D)
     ids = _check_ids(ids, table.shape[0])
     one_hot = torch.nn.functional.one_hot(ids, table.shape[0]).to(table.dtype)  # (..., V)
     return one_hot @ table  # (..., D)
@@ -53,8 +53,8 @@ def cosine_similarities(table: torch.Tensor, queries: torch.Tensor) -> torch.Ten
 
     A zero row has similarity 0 with everything (its direction is undefined).
     """
-    table = _check_table(table)
-    queries = _check_table(queries, "queries")
+    table = float_tensor(table, "table", ndim=2)  # (V, D)
+    queries = float_tensor(queries, "queries", ndim=2)  # (Q, D)
     if queries.shape[1] != table.shape[1]:
         raise ValueError(f"queries must have D={table.shape[1]} columns like table, got shape {tuple(queries.shape)}")
     rows = torch.nn.functional.normalize(table, dim=-1)  # (V, D) unit rows, zero rows stay zero
@@ -68,21 +68,19 @@ def nearest_neighbours(table: torch.Tensor, query: int | torch.Tensor, k: int = 
     ``query`` is a row index (that row itself is left out of its neighbours) or a vector ``(D,)``.
     Returns ``(ids (k,), similarities (k,))``; equal similarities are ordered by lower id.
     """
-    table = _check_table(table)
+    table = float_tensor(table, "table", ndim=2)  # (V, D)
     n_rows = table.shape[0]
-    if isinstance(query, int) and not isinstance(query, bool):
-        if not 0 <= query < n_rows:
-            raise ValueError(f"query must be a row index in [0, {n_rows}) or a vector, got {query}")
-        vector, excluded = table[query], query
-    elif isinstance(query, torch.Tensor) and query.shape == (table.shape[1],):
+    if isinstance(query, torch.Tensor) and query.ndim > 0:
+        if query.shape != (table.shape[1],):
+            raise ValueError(f"query must be a row index or a vector of shape ({table.shape[1]},), "
+                             f"got shape {tuple(query.shape)}")
         vector, excluded = query.to(table.dtype), None
     else:
-        raise ValueError(f"query must be a row index or a vector of shape ({table.shape[1]},), got {query!r}")
+        excluded = int_in_range(query, "query", 0, n_rows - 1)  # a row index
+        vector = table[excluded]
     if not bool(vector.any()):
         raise ValueError("query must be a non-zero vector: the cosine of a zero vector is undefined")
-    available = n_rows - (excluded is not None)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= available:
-        raise ValueError(f"k must be an int in [1, {available}], got {k!r}")
+    k = int_in_range(k, "k", 1, n_rows - (excluded is not None))
     similarities = cosine_similarities(table, vector[None])[0]  # (V,)
     if excluded is not None:
         similarities[excluded] = float("-inf")
@@ -95,7 +93,7 @@ def project_2d(vectors: torch.Tensor) -> torch.Tensor:
 
     The sign of each axis follows `course_lib.linalg.pca`'s documented convention.
     """
-    vectors = _check_table(vectors, "vectors")
+    vectors = float_tensor(vectors, "vectors", ndim=2)  # (N, D)
     return pca(vectors, n_components=2).transform(vectors)  # (N, 2)
 
 
@@ -104,13 +102,11 @@ def cooccurrence_counts(sequences: Sequence[torch.Tensor], vocab_size: int, wind
 
     Each sequence is a 1-D LongTensor; windows never cross from one sequence into the next.
     """
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be a positive int, got {window!r}")
+    vocab_size = positive_int(vocab_size, "vocab_size")
+    window = positive_int(window, "window")
     if isinstance(sequences, (torch.Tensor, str)):
-        raise ValueError(f"sequences must be a sequence of 1-D LongTensors (wrap a single one in a list), "
-                         f"got {type(sequences).__name__}")
+        raise TypeError(f"sequences must be a sequence of 1-D LongTensors (wrap a single one in a list), "
+                        f"got {type(sequences).__name__}")
     counts = torch.zeros(vocab_size, vocab_size, dtype=torch.float64)  # (V, V)
     for i, ids in enumerate(sequences):
         ids = _check_ids(ids, vocab_size, f"sequences[{i}]")
@@ -135,8 +131,7 @@ def ppmi_svd_embeddings(sequences: Sequence[torch.Tensor], vocab_size: int, dim:
     similarities between rows do not change.
     """
     counts = cooccurrence_counts(sequences, vocab_size, window)  # (V, V)
-    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= vocab_size:
-        raise ValueError(f"dim must be an int in [1, {vocab_size}], got {dim!r}")
+    dim = int_in_range(dim, "dim", 1, vocab_size)
     total = counts.sum()
     if total == 0:
         raise ValueError("sequences contain no co-occurring pairs (every sequence is shorter than 2 tokens)")

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from course_lib.validation import as_float_tensor, int_in_range
+
+__all__ = ["PCAResult", "pca", "low_rank_approx"]
 
 
 @dataclass(frozen=True)
@@ -36,19 +41,22 @@ class PCAResult:
     mean: torch.Tensor
     singular_values: torch.Tensor
 
-    def transform(self, X: torch.Tensor) -> torch.Tensor:
+    def transform(self, X: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Coordinates of the rows of X (n, n_features) along the components: (n, n_components)."""
-        _check_features(X, self.mean.shape[0], "X")
+        X = _check_features(X, self.mean.shape[0], "X")
         return (X - self.mean) @ self.components.T  # (n, k)
 
-    def inverse_transform(self, Z: torch.Tensor) -> torch.Tensor:
+    def inverse_transform(self, Z: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Points in feature space from coordinates Z (n, n_components): (n, n_features)."""
-        _check_features(Z, self.components.shape[0], "Z")
+        Z = _check_features(Z, self.components.shape[0], "Z")
         return Z @ self.components + self.mean  # (n, F)
 
 
-def pca(X: torch.Tensor, n_components: int) -> PCAResult:
+def pca(X: torch.Tensor | np.ndarray, n_components: int) -> PCAResult:
     """Principal component analysis of the rows of X (n_samples, n_features) via the SVD.
+
+    X is a floating-point tensor or NumPy array (converted with ``torch.as_tensor``); the result
+    holds tensors.
 
     Sign convention: an SVD fixes each singular vector only up to sign, so each component is
     flipped to make its entry of largest absolute value positive (the first such entry on a tie).
@@ -56,16 +64,11 @@ def pca(X: torch.Tensor, n_components: int) -> PCAResult:
     Components beyond the rank of the centred data (zero variance) are valid unit vectors but
     otherwise arbitrary.
     """
-    _check_matrix(X, "X")
+    X = as_float_tensor(X, "X", ndim=2)  # (n, F)
     n_samples, n_features = X.shape
     if n_samples < 2:
         raise ValueError(f"X needs at least 2 samples (rows) for a sample variance, got {n_samples}")
-    limit = min(n_samples, n_features)
-    if not isinstance(n_components, int) or isinstance(n_components, bool) or not 1 <= n_components <= limit:
-        raise ValueError(
-            f"n_components must be an int in [1, min(n_samples, n_features)] = [1, {limit}], "
-            f"got {n_components!r}"
-        )
+    n_components = int_in_range(n_components, "n_components", 1, min(n_samples, n_features))
     mean = X.mean(dim=0)  # (F,)
     _, S, Vh = torch.linalg.svd(X - mean, full_matrices=False)  # S: (min(n, F),), Vh: (min(n, F), F)
     total = (S**2).sum()
@@ -82,16 +85,14 @@ def pca(X: torch.Tensor, n_components: int) -> PCAResult:
     )
 
 
-def low_rank_approx(W: torch.Tensor, r: int) -> torch.Tensor:
+def low_rank_approx(W: torch.Tensor | np.ndarray, r: int) -> torch.Tensor:
     """The best rank-r approximation of W (m, n) by truncated SVD: ``U_r diag(s_r) V_r^T``, (m, n).
 
     By the Eckart-Young theorem no matrix of rank <= r is closer to W in the Frobenius norm, and
     ``||W - W_r||_F^2 = sum_{i > r} s_i^2``.
     """
-    _check_matrix(W, "W")
-    limit = min(W.shape)
-    if not isinstance(r, int) or isinstance(r, bool) or not 1 <= r <= limit:
-        raise ValueError(f"r must be an int in [1, min(W.shape)] = [1, {limit}], got {r!r}")
+    W = as_float_tensor(W, "W", ndim=2)  # (m, n)
+    r = int_in_range(r, "r", 1, min(W.shape))
     U, S, Vh = torch.linalg.svd(W, full_matrices=False)  # (m, q), (q,), (q, n) with q = min(m, n)
     return (U[:, :r] * S[:r]) @ Vh[:r]  # (m, n)
 
@@ -103,16 +104,8 @@ def _flip_signs(V: torch.Tensor) -> torch.Tensor:
     return V * signs
 
 
-def _check_matrix(X: torch.Tensor, name: str) -> None:
-    if not isinstance(X, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(X).__name__}")
-    if X.dim() != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {tuple(X.shape)}")
-    if not X.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {X.dtype}")
-
-
-def _check_features(X: torch.Tensor, width: int, name: str) -> None:
-    _check_matrix(X, name)
+def _check_features(X: torch.Tensor | np.ndarray, width: int, name: str) -> torch.Tensor:
+    X = as_float_tensor(X, name, ndim=2)
     if X.shape[1] != width:
         raise ValueError(f"{name} must have {width} columns, got shape {tuple(X.shape)}")
+    return X

@@ -29,10 +29,16 @@ from __future__ import annotations
 import math
 import sys
 
+import numpy as np
 import torch
 
 from course_lib.softmax import log_softmax, softmax
-from course_lib.validation import float_tensor
+from course_lib.validation import as_float_tensor, float_tensor, integer, integer_tensor, number_in_range
+
+__all__ = [
+    "IGNORE_INDEX", "cross_entropy", "cross_entropy_grad", "entropy", "distribution_cross_entropy", "kl_divergence",
+    "kl_divergence_log", "perplexity",
+]
 
 IGNORE_INDEX = -100
 
@@ -62,39 +68,39 @@ def cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor, ignore_index
     return grad * keep.unsqueeze(-1) / keep.sum()  # (..., V)
 
 
-def entropy(p: torch.Tensor) -> torch.Tensor:
+def entropy(p: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Shannon entropy in nats, ``H(p) = -sum_i p_i log p_i``, of each distribution: p.shape[:-1]."""
-    _check_probabilities(p, "p")
+    p = _check_probabilities(p, "p")
     return -_expected(p, _log_where_positive(p))
 
 
-def distribution_cross_entropy(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def distribution_cross_entropy(p: torch.Tensor | np.ndarray, q: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Cross-entropy between distributions, ``H(p, q) = -sum_i p_i log q_i``, in nats: p.shape[:-1].
 
     Equals ``entropy(p) + kl_divergence(p, q)``; with a one-hot p it is `cross_entropy`.
     """
-    _check_pair(p, q)
+    p, q = _check_pair(p, q)
     return -_expected(p, _log_where_positive(q))
 
 
-def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def kl_divergence(p: torch.Tensor | np.ndarray, q: torch.Tensor | np.ndarray) -> torch.Tensor:
     """``KL(p || q) = sum_i p_i log(p_i / q_i)`` in nats for each distribution: p.shape[:-1].
 
     Non-negative, 0 exactly when p == q, not symmetric in p and q. Matches
     ``torch.nn.functional.kl_div(q.log(), p, reduction="none").sum(-1)``.
     """
-    _check_pair(p, q)
+    p, q = _check_pair(p, q)
     return _expected(p, _log_where_positive(p) - _log_where_positive(q))
 
 
-def kl_divergence_log(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+def kl_divergence_log(log_p: torch.Tensor | np.ndarray, log_q: torch.Tensor | np.ndarray) -> torch.Tensor:
     """`kl_divergence` from log-probabilities, e.g. two ``log_softmax`` outputs: log_p.shape[:-1].
 
     Working in log space keeps tiny probabilities exact, so this is the form to use on model
     outputs (distillation, a KL penalty against a reference model).
     """
-    _check_log_probabilities(log_p, "log_p")
-    _check_log_probabilities(log_q, "log_q")
+    log_p = _check_log_probabilities(log_p, "log_p")
+    log_q = _check_log_probabilities(log_q, "log_q")
     _check_same_shape(log_p, log_q, "log_p", "log_q")
     return _expected(log_p.exp(), log_p - log_q)
 
@@ -109,11 +115,10 @@ def perplexity(loss: float | torch.Tensor) -> float | torch.Tensor:
     tokens: uniform logits over V tokens give loss ln V and perplexity V.
     """
     if isinstance(loss, torch.Tensor):
-        if not loss.is_floating_point() or not bool((loss >= 0).all()):
+        if not bool((float_tensor(loss, "loss") >= 0).all()):
             raise ValueError(f"loss must be a non-negative cross-entropy, got {loss}")
         return loss.exp()
-    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not loss >= 0:
-        raise ValueError(f"loss must be a non-negative cross-entropy, got {loss!r}")
+    loss = number_in_range(loss, "loss", 0.0, math.inf)  # a float; +inf gives +inf
     return math.exp(loss) if loss <= _MAX_EXP_ARGUMENT else math.inf  # inf, as torch gives, not OverflowError
 
 
@@ -132,30 +137,33 @@ def _sum_tolerance(dtype: torch.dtype) -> float:
     return 1e-4 if torch.finfo(dtype).bits >= 32 else 1e-2
 
 
-def _check_float_tensor(x: torch.Tensor, name: str) -> None:
-    """A floating-point tensor with a non-empty last dimension."""
-    float_tensor(x, name)
+def _check_outcomes(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    """x as a floating-point tensor (a NumPy array is converted) with a non-empty last dimension."""
+    x = as_float_tensor(x, name)
     if x.dim() == 0 or x.shape[-1] == 0:
         raise ValueError(f"{name} must have a non-empty last dimension (the outcomes), got shape {tuple(x.shape)}")
+    return x
 
 
-def _check_probabilities(p: torch.Tensor, name: str) -> None:
-    _check_float_tensor(p, name)
+def _check_probabilities(p: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    p = _check_outcomes(p, name)
     if bool(torch.isnan(p).any()):
         raise ValueError(f"{name} contains NaN")
     if bool((p < 0).any()):
         raise ValueError(f"{name} must be non-negative, got a minimum of {p.min().item():.4g}")
     sums = p.sum(dim=-1)  # (...)
     _check_normalised(sums, p.dtype, f"{name} must sum to 1 along the last dim", "sums")
+    return p
 
 
-def _check_log_probabilities(log_p: torch.Tensor, name: str) -> None:
-    _check_float_tensor(log_p, name)
+def _check_log_probabilities(log_p: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    log_p = _check_outcomes(log_p, name)
     if bool(torch.isnan(log_p).any()) or bool(torch.isposinf(log_p).any()):
         raise ValueError(f"{name} contains NaN or +inf; log-probabilities lie in [-inf, 0]")
     totals = torch.logsumexp(log_p, dim=-1)  # (...)
     _check_normalised(totals.exp(), log_p.dtype, f"{name} must satisfy logsumexp = 0 along the last dim",
                       "exp(logsumexp)")
+    return log_p
 
 
 def _check_normalised(sums: torch.Tensor, dtype: torch.dtype, requirement: str, what: str) -> None:
@@ -170,24 +178,20 @@ def _check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str
         raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
-def _check_pair(p: torch.Tensor, q: torch.Tensor) -> None:
-    _check_probabilities(p, "p")
-    _check_probabilities(q, "q")
+def _check_pair(p: torch.Tensor | np.ndarray, q: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    p, q = _check_probabilities(p, "p"), _check_probabilities(q, "q")
     _check_same_shape(p, q, "p", "q")
+    return p, q
 
 
 def _check_logits_and_targets(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
     """Validate the inputs of `cross_entropy`; returns the mask of kept (not ignored) positions."""
-    _check_float_tensor(logits, "logits")
-    if not isinstance(targets, torch.Tensor) or targets.is_floating_point() or targets.is_complex() \
-            or targets.dtype == torch.bool:
-        what = targets.dtype if isinstance(targets, torch.Tensor) else type(targets).__name__
-        raise ValueError(f"targets must be an integer tensor of class indices, got {what}")
+    _check_outcomes(float_tensor(logits, "logits"), "logits")
+    integer_tensor(targets, "targets")
     if targets.shape != logits.shape[:-1]:
         raise ValueError(f"targets must have shape logits.shape[:-1] = {tuple(logits.shape[:-1])}, "
                          f"got {tuple(targets.shape)}")
-    if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
-        raise ValueError(f"ignore_index must be an int, got {ignore_index!r}")
+    ignore_index = integer(ignore_index, "ignore_index")
     keep = targets != ignore_index  # (...)
     V = logits.shape[-1]
     out_of_range = keep & ((targets < 0) | (targets >= V))

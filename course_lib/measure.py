@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,12 +37,14 @@ from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from course_lib.validation import positive_int
+from course_lib.validation import callable_arg, positive_int, positive_number
 
+__all__ = [
+    "cpu_seconds", "loglog_slope", "CreatedTensor", "NOTHING_CREATED", "LargestTensor", "largest_intermediate",
+    "count_flops",
+]
 
-def _check_callable(fn: Any) -> None:
-    if not callable(fn):
-        raise TypeError(f"fn must be callable with no arguments, got {type(fn).__name__}")
+_NO_ARGUMENTS = "callable with no arguments"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -58,12 +61,10 @@ def cpu_seconds(fn: Callable[[], object], budget: float = 0.05, min_runs: int = 
     (or by what ``min_runs`` demands). Torch's thread count is set to 1 for the measurement and
     restored afterwards, even if ``fn`` raises.
     """
-    _check_callable(fn)
-    if (not isinstance(budget, (int, float)) or isinstance(budget, bool)
-            or not 0 < budget < math.inf):
-        raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
-    positive_int(min_runs, "min_runs")
-    positive_int(max_runs, "max_runs")
+    callable_arg(fn, "fn", _NO_ARGUMENTS)
+    budget = positive_number(budget, "budget")  # seconds
+    min_runs = positive_int(min_runs, "min_runs")
+    max_runs = positive_int(max_runs, "max_runs")
     if max_runs < min_runs:
         raise ValueError(f"max_runs must be at least min_runs = {min_runs}, got {max_runs}")
     threads = torch.get_num_threads()
@@ -174,7 +175,7 @@ def largest_intermediate(fn: Callable[[], object]) -> CreatedTensor:
     Counts every tensor that an operation returns, including fn's own result, and only new memory
     (not views of existing tensors). Returns ``NOTHING_CREATED`` (0 bytes) if fn creates no tensor.
     """
-    _check_callable(fn)
+    callable_arg(fn, "fn", _NO_ARGUMENTS)
     with LargestTensor() as spy:
         fn()
     return spy.largest
@@ -190,8 +191,7 @@ def count_flops(fn: Callable[[], object]) -> int:
     cannot follow ``torch.autograd.grad`` through an ``nn.Module`` that ``fn`` itself calls (as in
     ``vjp(module, ...)``): run such a module outside ``fn`` and count the ``backward()`` alone.
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be callable with no arguments, got {type(fn).__name__}")
+    callable_arg(fn, "fn", _NO_ARGUMENTS)
     from torch.utils.flop_counter import (
         FlopCounterMode,  # imported here: slow the first time
     )

@@ -46,8 +46,9 @@ encoder, BERT's WordPiece vocabulary, whole-word masking and the fine-tuning hea
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -56,15 +57,20 @@ from course_lib.attention import KVCache
 from course_lib.positional import LearnedPositions
 from course_lib.tokenization import BPETokenizer
 from course_lib.transformer import Decoder, Encoder
-from course_lib.validation import positive_int
+from course_lib.validation import int_in_range, nonnegative_int, positive_int
+
+__all__ = [
+    "TinyGPTConfig", "TinyGPT", "NextTokenLogits", "SPECIAL_TOKENS", "BERT_INIT_STD", "BERT_BASE_WIDTH",
+    "TinyEncoderConfig", "EncoderOutput", "TinyEncoder", "EncoderTokenizer",
+]
 
 
 def _check_shape(config: TinyGPTConfig | TinyEncoderConfig) -> None:
-    """The checks both configs share: positive sizes, heads dividing the width."""
+    """The checks both configs share: positive sizes (stored as plain ints), heads dividing the width."""
     for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers"):
-        positive_int(getattr(config, name), name)
+        object.__setattr__(config, name, positive_int(getattr(config, name), name))
     if config.d_ff is not None:
-        positive_int(config.d_ff, "d_ff")
+        object.__setattr__(config, "d_ff", positive_int(config.d_ff, "d_ff"))
     if config.d_model % config.n_heads:
         raise ValueError(f"d_model must be divisible by n_heads, got d_model={config.d_model}, "
                          f"n_heads={config.n_heads}")
@@ -109,7 +115,7 @@ class TinyGPT(nn.Module):
     def __init__(self, config: TinyGPTConfig) -> None:
         super().__init__()
         if not isinstance(config, TinyGPTConfig):
-            raise ValueError(f"config must be a TinyGPTConfig, got {config!r}")
+            raise TypeError(f"config must be a TinyGPTConfig, got {config!r}")
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)
         self.positions = LearnedPositions(config.context_length, config.d_model)
@@ -274,11 +280,9 @@ class TinyEncoderConfig:
 
     def __post_init__(self) -> None:
         _check_shape(self)
-        if isinstance(self.n_segments, bool) or not isinstance(self.n_segments, int) or self.n_segments < 0:
-            raise ValueError(f"n_segments must be an int >= 0, got {self.n_segments!r}")
-        if self.pad_id is not None and (isinstance(self.pad_id, bool) or not isinstance(self.pad_id, int)
-                                        or not 0 <= self.pad_id < self.vocab_size):
-            raise ValueError(f"pad_id must be None or an int in [0, {self.vocab_size}), got {self.pad_id!r}")
+        object.__setattr__(self, "n_segments", nonnegative_int(self.n_segments, "n_segments"))
+        if self.pad_id is not None:
+            object.__setattr__(self, "pad_id", int_in_range(self.pad_id, "pad_id", 0, self.vocab_size - 1))
 
     def to_dict(self) -> dict[str, object]:
         """The config as plain JSON-able values."""
@@ -304,7 +308,7 @@ class TinyEncoder(nn.Module):
     def __init__(self, config: TinyEncoderConfig) -> None:
         super().__init__()
         if not isinstance(config, TinyEncoderConfig):
-            raise ValueError(f"config must be a TinyEncoderConfig, got {config!r}")
+            raise TypeError(f"config must be a TinyEncoderConfig, got {config!r}")
         self.config = config
         d = config.d_model
         self.token_embedding = nn.Embedding(config.vocab_size, d)
@@ -373,7 +377,8 @@ class TinyEncoder(nn.Module):
             return
         if self.segment_embedding is None:
             raise ValueError("segment_ids were given, but this TinyEncoder has n_segments=0")
-        if not isinstance(segment_ids, torch.Tensor) or segment_ids.shape != ids.shape or segment_ids.dtype != torch.long:
+        if (not isinstance(segment_ids, torch.Tensor) or segment_ids.shape != ids.shape
+                or segment_ids.dtype != torch.long):
             shown = (f"shape {tuple(segment_ids.shape)}, dtype {segment_ids.dtype}"
                      if isinstance(segment_ids, torch.Tensor) else repr(segment_ids))
             raise ValueError(f"segment_ids must be a LongTensor of the shape of ids {tuple(ids.shape)}, got {shown}")

@@ -33,12 +33,19 @@ sentences a negative pair leaves out, whole-word and span masking, and dynamic r
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, Iterable, Iterator, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 import torch
 
 from course_lib.losses import IGNORE_INDEX
+from course_lib.validation import int_in_range, number_in_range, positive_int, type_name
+
+__all__ = [
+    "IS_NEXT", "NOT_NEXT", "IN_ORDER", "SWAPPED", "MASK_FRACTION", "RANDOM_FRACTION", "SegmentPair", "mlm_mask",
+    "make_nsp_pairs", "make_sop_pairs",
+]
 
 T = TypeVar("T")
 
@@ -142,13 +149,15 @@ def _coin(generator: torch.Generator | None) -> bool:
 
 
 def _check_documents(documents: Sequence[Sequence[T]], max_sentences: int) -> None:
-    if not isinstance(max_sentences, int) or isinstance(max_sentences, bool) or max_sentences < 2:
-        raise ValueError(f"max_sentences must be an int >= 2 (two segments), got {max_sentences!r}")
-    if isinstance(documents, str) or len(documents) == 0:
+    int_in_range(max_sentences, "max_sentences", 2)  # two segments
+    if isinstance(documents, str) or not isinstance(documents, Sequence):
+        raise TypeError(f"documents must be a sequence of documents (each a sequence of sentences), "
+                        f"got {type_name(documents)}")
+    if len(documents) == 0:
         raise ValueError("documents must be a non-empty sequence of documents (each a sequence of sentences)")
     for d, doc in enumerate(documents):
         if isinstance(doc, str) or not isinstance(doc, Sequence):
-            raise ValueError(f"documents[{d}] must be a sequence of sentences, got {type(doc).__name__}")
+            raise TypeError(f"documents[{d}] must be a sequence of sentences, got {type_name(doc)}")
         if len(doc) < 2:
             raise ValueError(f"documents[{d}] has {len(doc)} sentence(s); NSP and SOP pairs need at least 2")
 
@@ -157,20 +166,16 @@ def _special_table(
     ids: torch.Tensor, vocab_size: int, mask_id: int, special_ids: Iterable[int], p: float
 ) -> torch.Tensor:
     """Validate the inputs of `mlm_mask`; returns a (vocab_size,) bool table of special ids."""
-    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    vocab_size = positive_int(vocab_size, "vocab_size")
     if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:
-        what = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise ValueError(f"ids must be a LongTensor (torch.long) of token ids, got {what}")
+        what = ids.dtype if isinstance(ids, torch.Tensor) else type_name(ids)
+        raise TypeError(f"ids must be a LongTensor (torch.long) of token ids, got {what}")
     if ids.numel() and not (int(ids.min()) >= 0 and int(ids.max()) < vocab_size):
         raise ValueError(f"ids must lie in [0, vocab_size) = [0, {vocab_size}), got values in "
                          f"[{int(ids.min())}, {int(ids.max())}]")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 1:
-        raise ValueError(f"p must be in (0, 1), got {p!r}")
-    special_ids = [mask_id, *special_ids]
-    for s in special_ids:
-        if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < vocab_size:
-            raise ValueError(f"mask_id and special_ids must be ints in [0, {vocab_size}), got {s!r}")
+    number_in_range(p, "p", 0.0, 1.0, low_open=True, high_open=True)
+    special_ids = [int_in_range(mask_id, "mask_id", 0, vocab_size - 1)] + [
+        int_in_range(s, f"special_ids[{i}]", 0, vocab_size - 1) for i, s in enumerate(special_ids)]
     special = torch.zeros(vocab_size, dtype=torch.bool, device=ids.device)
     special[special_ids] = True
     if bool(special.all()):

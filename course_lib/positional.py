@@ -27,12 +27,13 @@ import math
 import torch
 from torch import Tensor, nn
 
-from course_lib.validation import positive_int
+from course_lib.validation import float_tensor, number_in_range, positive_int, tensor
+
+__all__ = ["sinusoidal_positions", "LearnedPositions", "apply_rope", "alibi_slopes", "alibi_bias"]
 
 
-def _check_base(base: float) -> None:
-    if not isinstance(base, (int, float)) or not 1.0 < base < math.inf:
-        raise ValueError(f"base must be a finite number > 1, got {base!r}")
+def _check_base(base: float) -> float:
+    return number_in_range(base, "base", 1.0, math.inf, low_open=True, high_open=True)
 
 
 def _frequencies(d: int, base: float, device: torch.device | str | None,
@@ -48,11 +49,11 @@ def sinusoidal_positions(n_positions: int, d_model: int, base: float = 10000.0,
     Column 2i holds ``sin(p w_i)`` and column 2i + 1 ``cos(p w_i)`` with ``w_i = base^(-2i/d)``,
     so ``<PE[p], PE[p + k]> = sum_i cos(k w_i)`` does not depend on p. d_model must be even.
     """
-    positive_int(n_positions, "n_positions")
-    positive_int(d_model, "d_model")
+    n_positions = positive_int(n_positions, "n_positions")
+    d_model = positive_int(d_model, "d_model")
     if d_model % 2:
         raise ValueError(f"d_model must be even (sin/cos pairs), got {d_model}")
-    _check_base(base)
+    base = _check_base(base)
     p = torch.arange(n_positions, device=device, dtype=torch.float32)[:, None]  # (n, 1)
     angles = p * _frequencies(d_model, base, device)  # (n, d/2)
     return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)  # (n, d): sin, cos, ...
@@ -67,8 +68,8 @@ class LearnedPositions(nn.Module):
 
     def __init__(self, n_positions: int, d_model: int) -> None:
         super().__init__()
-        positive_int(n_positions, "n_positions")
-        positive_int(d_model, "d_model")
+        n_positions = positive_int(n_positions, "n_positions")
+        d_model = positive_int(d_model, "d_model")
         self.n_positions = n_positions
         self.table = nn.Embedding(n_positions, d_model)
         nn.init.normal_(self.table.weight, mean=0.0, std=0.01)
@@ -95,19 +96,15 @@ def apply_rope(x: Tensor, positions: Tensor | None = None, base: float = 10000.0
     v) after splitting heads; then ``<rope(q)[m], rope(k)[n]>`` depends on n - m only.
     d must be even.
     """
-    if not isinstance(x, Tensor) or x.ndim < 2 or not x.is_floating_point():
-        got = (f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor)
-               else type(x).__name__)
-        raise ValueError(f"x must be a floating-point tensor of shape (..., T, d), got {got}")
+    if float_tensor(x, "x").ndim < 2:
+        raise ValueError(f"x must have shape (..., T, d), got {tuple(x.shape)}")
     T, d = x.shape[-2], x.shape[-1]
     if d % 2:
         raise ValueError(f"the last dimension of x (the head dim) must be even for RoPE, got {d}")
-    _check_base(base)
-    if positions is None:
-        positions = torch.arange(T, device=x.device)
-    if not isinstance(positions, Tensor) or positions.shape != (T,):
-        got = tuple(positions.shape) if isinstance(positions, Tensor) else type(positions).__name__
-        raise ValueError(f"positions must be a tensor of shape (T,) = ({T},), got {got}")
+    base = _check_base(base)
+    positions = torch.arange(T, device=x.device) if positions is None else tensor(positions, "positions")
+    if positions.shape != (T,):
+        raise ValueError(f"positions must have shape (T,) = ({T},), got {tuple(positions.shape)}")
     dtype = torch.promote_types(x.dtype, torch.float32)  # half inputs are rotated in float32
     freqs = _frequencies(d, base, x.device, dtype)  # (d/2,)
     angles = positions.to(dtype)[:, None] * freqs  # (T, d/2)
@@ -128,7 +125,7 @@ def alibi_slopes(n_heads: int) -> Tensor:
     h - h' slopes of the 2h'-head sequence at odd i (2^(-8/(2h')), 2^(-24/(2h')), ...), i.e. the
     geometric means of neighbouring slopes of the h'-head sequence, the first of them with 1.
     """
-    positive_int(n_heads, "n_heads")
+    n_heads = positive_int(n_heads, "n_heads")
     lower = 2 ** int(math.floor(math.log2(n_heads)))
     slopes = [2.0 ** (-8.0 * i / lower) for i in range(1, lower + 1)]
     slopes += [2.0 ** (-8.0 * i / (2 * lower)) for i in range(1, 2 * (n_heads - lower), 2)]
@@ -145,9 +142,9 @@ def alibi_bias(n_heads: int, n_positions: int, device: torch.device | str | None
     ``dtype=q.dtype`` when q, k and v are half precision (a float32 bias would promote the scores
     to float32, and their product with half-precision values fails). Computed in float32, then cast.
     """
-    positive_int(n_positions, "n_positions")
+    n_positions = positive_int(n_positions, "n_positions")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     m = alibi_slopes(n_heads).to(device)  # (H,)
     p = torch.arange(n_positions, device=device, dtype=torch.float32)  # (T,)
     distance = (p[:, None] - p[None, :]).abs()  # (T, T)

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from course_lib.validation import (
     float_tensor,
+    int_in_range,
     integer_tensor,
     nonnegative_int,
     number_in_range,
@@ -64,8 +65,7 @@ __all__ = [
 
 
 def _check_bits(bits: int) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 16:
-        raise ValueError(f"bits must be an int in [2, 16], got {bits!r}")
+    bits = int_in_range(bits, "bits", 2, 16)
     return 2 ** (bits - 1) - 1  # the largest integer level L
 
 
@@ -80,10 +80,8 @@ def quantize_absmax(weights: Tensor, bits: int, dim: int = -1) -> tuple[Tensor, 
     tiny scales), so their scale is float32; `fake_quantize` casts the result back.
     """
     levels = _check_bits(bits)
-    if not isinstance(weights, Tensor) or not weights.is_floating_point() or weights.ndim == 0:
-        got = f"dtype {weights.dtype}, shape {tuple(weights.shape)}" if isinstance(weights, Tensor) \
-            else type(weights).__name__
-        raise ValueError(f"weights must be a floating-point tensor with at least one dimension, got {got}")
+    if float_tensor(weights, "weights").ndim == 0:
+        raise ValueError("weights must have at least one dimension, got a 0-d tensor")
     if not bool(torch.isfinite(weights).all()):
         raise ValueError("weights must be finite, got NaN or inf")
     w = weights.to(torch.promote_types(weights.dtype, torch.float32))  # half precision -> float32
@@ -114,7 +112,7 @@ def quantized_copy(model: nn.Module, bits: int) -> nn.Module:
     """
     _check_bits(bits)
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(f"model must be a torch.nn.Module, got {type_name(model)}")
     copied = copy.deepcopy(model)
     with torch.no_grad():
         for weights in copied.parameters():

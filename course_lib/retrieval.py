@@ -364,7 +364,8 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hashable]], rank_constant
     for r, ranking in enumerate(rankings):
         for rank, i in enumerate(_check_ranking(ranking, f"rankings[{r}]"), start=1):
             fused[i] = fused.get(i, 0.0) + 1.0 / (rank_constant + rank)
-    return sorted((Hit(i, s) for i, s in fused.items()), key=lambda hit: -hit.score)  # stable: ties keep first-seen order
+    # sorted is stable: ties keep their first-seen order
+    return sorted((Hit(i, s) for i, s in fused.items()), key=lambda hit: -hit.score)
 
 
 # --- metrics ---------------------------------------------------------------------------------------
@@ -462,7 +463,9 @@ class RAGPipeline:
         self.overlap = nonnegative_int(overlap, "overlap")
         if self.chunk_size is not None and self.overlap >= self.chunk_size:
             raise ValueError(f"overlap must be smaller than chunk_size {self.chunk_size}, got {self.overlap}")
-        self.reranker = None if reranker is None else callable_arg(reranker, "reranker", "a function (query, chunk) -> float")
+        if reranker is not None:
+            callable_arg(reranker, "reranker", "a function (query, chunk) -> float")
+        self.reranker = reranker
         self.candidates = positive_int(candidates, "candidates")
         build_prompt("question", [], template, separator)  # checks the template's slots and separator now
         self.template, self.separator = template, separator

@@ -36,8 +36,8 @@ packed sequences (padded positions are run through the encoder and then ignored)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,8 +47,22 @@ from tqdm.auto import tqdm
 from course_lib.attention import padding_mask
 from course_lib.softmax import softmax
 from course_lib.training import optimizer_step
-from course_lib.validation import positive_int
+from course_lib.validation import (
+    boolean,
+    callable_arg,
+    integer,
+    nonnegative_int,
+    positive_int,
+    positive_number,
+    type_name,
+)
 from course_lib.world import World
+
+__all__ = [
+    "PAD", "BOS", "EOS", "SPECIALS", "Batch", "ReversalTask", "Seq2SeqConfig", "Encoded", "GRUEncoder",
+    "BahdanauAttention", "GRUDecoder", "AttentionGRUDecoder", "Decoded", "Seq2Seq", "exact_match",
+    "accuracy_by_length", "fit",
+]
 
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
@@ -86,7 +100,7 @@ class ReversalTask:
 
     def __post_init__(self) -> None:
         if not isinstance(self.words, tuple) or not all(isinstance(w, str) for w in self.words):
-            raise ValueError(f"words must be a tuple of str, got {self.words!r:.80}")
+            raise TypeError(f"words must be a tuple of str, got {self.words!r:.80}")
         if not self.words or len(set(self.words)) != len(self.words):
             raise ValueError(f"words must be a non-empty tuple of distinct words, got {self.words!r}")
 
@@ -94,7 +108,7 @@ class ReversalTask:
     def from_world(cls, world: World) -> ReversalTask:
         """The task on a world's names, cities, jobs, pets and colours (52 words for the shipped world)."""
         if not isinstance(world, World):
-            raise ValueError(f"world must be a course_lib.world.World, got {world!r}")
+            raise TypeError(f"world must be a course_lib.world.World, got {type_name(world)}")
         return cls(world.names + world.cities + world.jobs + world.pets + world.colours)
 
     @property
@@ -127,17 +141,14 @@ class ReversalTask:
         """The padded batch of the given sources (lists of word ids) and their reversals."""
         if not sources or any(len(s) == 0 for s in sources):
             raise ValueError("sources must be a non-empty list of non-empty id lists")
-        ids = [i for s in sources for i in s]
-        not_ints = [i for i in ids if isinstance(i, bool) or not isinstance(i, int)]
-        if not_ints:
-            raise ValueError(f"sources must hold int ids, got {not_ints[:3]}")
+        ids = [integer(i, f"sources[{row}][{j}]") for row, s in enumerate(sources) for j, i in enumerate(s)]
         if min(ids) < len(SPECIALS) or max(ids) >= self.vocab_size:
             raise ValueError(f"source ids must be word ids in [{len(SPECIALS)}, {self.vocab_size}), "
                              f"got values in [{min(ids)}, {max(ids)}]")
         lengths = torch.tensor([len(s) for s in sources])  # (B,)
         src = torch.full((len(sources), int(lengths.max())), PAD, dtype=torch.long)  # (B, S)
         for row, s in enumerate(sources):
-            src[row, :len(s)] = torch.tensor(list(s))
+            src[row, :len(s)] = torch.tensor([int(i) for i in s])
         return _reversal_batch(src, lengths)
 
     def sample(self, n: int, min_length: int, max_length: int, seed: int | torch.Generator) -> Batch:
@@ -145,17 +156,13 @@ class ReversalTask:
 
         ``seed`` is an int (a fresh generator seeded with it) or a ``torch.Generator`` to draw from.
         """
-        positive_int(n, "n")
-        positive_int(min_length, "min_length")
-        positive_int(max_length, "max_length")
+        n = positive_int(n, "n")
+        min_length = positive_int(min_length, "min_length")
+        max_length = positive_int(max_length, "max_length")
         if max_length < min_length:
             raise ValueError(f"max_length must be >= min_length={min_length}, got {max_length}")
-        if isinstance(seed, torch.Generator):
-            generator = seed
-        elif isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
-            generator = torch.Generator().manual_seed(seed)
-        else:
-            raise ValueError(f"seed must be a non-negative int or a torch.Generator, got {seed!r}")
+        generator = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(
+            nonnegative_int(seed, "seed"))
         lengths = torch.randint(min_length, max_length + 1, (n,), generator=generator)  # (B,)
         words = torch.randint(len(SPECIALS), self.vocab_size, (n, max_length), generator=generator)  # (B, S)
         longest = int(lengths.max())
@@ -194,12 +201,11 @@ class Seq2SeqConfig:
     d_attention: int | None = None  # width of the additive attention's hidden layer; None: d_hidden
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_embed", "d_hidden"):
-            positive_int(getattr(self, name), name)
-        if not isinstance(self.attention, bool):
-            raise ValueError(f"attention must be a bool, got {self.attention!r}")
+        for name in ("vocab_size", "d_embed", "d_hidden"):  # stored as plain ints
+            object.__setattr__(self, name, positive_int(getattr(self, name), name))
+        boolean(self.attention, "attention")
         if self.d_attention is not None:
-            positive_int(self.d_attention, "d_attention")
+            object.__setattr__(self, "d_attention", positive_int(self.d_attention, "d_attention"))
 
     def to_dict(self) -> dict[str, object]:
         """The config as plain JSON-able values."""
@@ -220,8 +226,9 @@ class GRUEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, d_embed: int, d_hidden: int) -> None:
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("d_embed", d_embed), ("d_hidden", d_hidden)):
-            positive_int(value, name)
+        vocab_size = positive_int(vocab_size, "vocab_size")
+        d_embed = positive_int(d_embed, "d_embed")
+        d_hidden = positive_int(d_hidden, "d_hidden")
         self.embedding = nn.Embedding(vocab_size, d_embed, padding_idx=PAD)
         self.gru = nn.GRU(d_embed, d_hidden, batch_first=True)
 
@@ -244,8 +251,9 @@ class BahdanauAttention(nn.Module):
 
     def __init__(self, d_query: int, d_key: int, d_attention: int) -> None:
         super().__init__()
-        for name, value in (("d_query", d_query), ("d_key", d_key), ("d_attention", d_attention)):
-            positive_int(value, name)
+        d_query = positive_int(d_query, "d_query")
+        d_key = positive_int(d_key, "d_key")
+        d_attention = positive_int(d_attention, "d_attention")
         self.w_query = nn.Linear(d_query, d_attention, bias=False)
         self.w_key = nn.Linear(d_key, d_attention)
         self.v = nn.Linear(d_attention, 1, bias=False)
@@ -269,9 +277,11 @@ def _check_attention_inputs(query: Tensor, keys: Tensor, mask: Tensor) -> None:
     if query.ndim != 2 or keys.ndim != 3 or query.shape[0] != keys.shape[0]:
         raise ValueError(f"query must be (B, Dq) and keys (B, S, Dk) with the same B, got shapes "
                          f"{tuple(query.shape)} and {tuple(keys.shape)}")
-    if mask.dtype != torch.bool or mask.shape != keys.shape[:2]:
-        raise ValueError(f"mask must be a bool tensor of shape {tuple(keys.shape[:2])}, got dtype "
-                         f"{mask.dtype} and shape {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor, got dtype {mask.dtype}")
+    if mask.shape != keys.shape[:2]:
+        raise ValueError(f"mask must be a bool tensor of shape {tuple(keys.shape[:2])}, got shape "
+                         f"{tuple(mask.shape)}")
     if not bool(mask.any(dim=1).all()):
         raise ValueError("mask must leave at least one source position per row")
 
@@ -285,8 +295,9 @@ class GRUDecoder(nn.Module):
 
     def __init__(self, vocab_size: int, d_embed: int, d_hidden: int) -> None:
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("d_embed", d_embed), ("d_hidden", d_hidden)):
-            positive_int(value, name)
+        vocab_size = positive_int(vocab_size, "vocab_size")
+        d_embed = positive_int(d_embed, "d_embed")
+        d_hidden = positive_int(d_hidden, "d_hidden")
         self.embedding = nn.Embedding(vocab_size, d_embed, padding_idx=PAD)
         self.gru = nn.GRU(d_embed, d_hidden, batch_first=True)
         self.out = nn.Linear(d_hidden, vocab_size)
@@ -311,8 +322,9 @@ class AttentionGRUDecoder(nn.Module):
 
     def __init__(self, vocab_size: int, d_embed: int, d_hidden: int, d_attention: int) -> None:
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("d_embed", d_embed), ("d_hidden", d_hidden)):
-            positive_int(value, name)
+        vocab_size = positive_int(vocab_size, "vocab_size")
+        d_embed = positive_int(d_embed, "d_embed")
+        d_hidden = positive_int(d_hidden, "d_hidden")
         self.embedding = nn.Embedding(vocab_size, d_embed, padding_idx=PAD)
         self.attention = BahdanauAttention(d_hidden, d_hidden, d_attention)
         self.cell = nn.GRUCell(d_embed + d_hidden, d_hidden)
@@ -351,7 +363,7 @@ class Seq2Seq(nn.Module):
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
         if not isinstance(config, Seq2SeqConfig):
-            raise ValueError(f"config must be a Seq2SeqConfig, got {config!r}")
+            raise TypeError(f"config must be a Seq2SeqConfig, got {config!r}")
         self.config = config
         V, E, H = config.vocab_size, config.d_embed, config.d_hidden
         self.encoder = GRUEncoder(V, E, H)
@@ -373,7 +385,7 @@ class Seq2Seq(nn.Module):
     def loss(self, batch: Batch) -> Tensor:
         """Mean cross-entropy over the non-PAD target tokens, EOS included (nats per token)."""
         if not isinstance(batch, Batch):
-            raise ValueError(f"batch must be a Batch, got {batch!r}")
+            raise TypeError(f"batch must be a Batch, got {type_name(batch)}")
         self._check_ids(batch.tgt_out, "tgt_out", batch.src.shape[0])
         if batch.tgt_out.shape != batch.tgt_in.shape:
             raise ValueError(f"tgt_out must have tgt_in's shape {tuple(batch.tgt_in.shape)}, got "
@@ -385,7 +397,7 @@ class Seq2Seq(nn.Module):
     def greedy_decode(self, src: Tensor, src_lengths: Tensor, max_length: int) -> Decoded:
         """Feed back the argmax from BOS until every row has written EOS or ``max_length`` tokens."""
         self._check_source(src, src_lengths)
-        positive_int(max_length, "max_length")
+        max_length = positive_int(max_length, "max_length")
         encoded = self.encoder(src, src_lengths)
         state, token = encoded.final, torch.full_like(src_lengths, BOS)  # (B, H), (B,)
         done = torch.zeros_like(src_lengths, dtype=torch.bool)  # (B,)
@@ -404,18 +416,21 @@ class Seq2Seq(nn.Module):
 
     def _check_source(self, src: object, src_lengths: object) -> None:
         self._check_ids(src, "src")
-        if (not isinstance(src_lengths, Tensor) or src_lengths.dtype != torch.long
-                or src_lengths.shape != (src.shape[0],)):
-            shown = (f"dtype {src_lengths.dtype}, shape {tuple(src_lengths.shape)}"
-                     if isinstance(src_lengths, Tensor) else repr(src_lengths))
-            raise ValueError(f"src_lengths must be a LongTensor of shape ({src.shape[0]},), got {shown}")
+        if not isinstance(src_lengths, Tensor) or src_lengths.dtype != torch.long:
+            shown = f"dtype {src_lengths.dtype}" if isinstance(src_lengths, Tensor) else type_name(src_lengths)
+            raise TypeError(f"src_lengths must be a LongTensor, got {shown}")
+        if src_lengths.shape != (src.shape[0],):
+            raise ValueError(f"src_lengths must be a LongTensor of shape ({src.shape[0]},), got shape "
+                             f"{tuple(src_lengths.shape)}")
         if bool(((src_lengths < 1) | (src_lengths > src.shape[1])).any()):
             raise ValueError(f"src_lengths must be in [1, {src.shape[1]}], got {src_lengths.tolist()}")
 
     def _check_ids(self, ids: object, name: str, batch_size: int | None = None) -> None:
-        if not isinstance(ids, Tensor) or ids.dtype != torch.long or ids.ndim != 2 or 0 in ids.shape:
-            shown = f"dtype {ids.dtype}, shape {tuple(ids.shape)}" if isinstance(ids, Tensor) else repr(ids)
-            raise ValueError(f"{name} must be a non-empty LongTensor of shape (B, T), got {shown}")
+        if not isinstance(ids, Tensor) or ids.dtype != torch.long:
+            shown = f"dtype {ids.dtype}" if isinstance(ids, Tensor) else type_name(ids)
+            raise TypeError(f"{name} must be a LongTensor, got {shown}")
+        if ids.ndim != 2 or 0 in ids.shape:
+            raise ValueError(f"{name} must be a non-empty LongTensor of shape (B, T), got shape {tuple(ids.shape)}")
         if batch_size is not None and ids.shape[0] != batch_size:
             raise ValueError(f"{name} must have the source's batch size {batch_size}, got {ids.shape[0]}")
         low, high = int(ids.min()), int(ids.max())
@@ -429,7 +444,7 @@ class Seq2Seq(nn.Module):
 def exact_match(model: Seq2Seq, batch: Batch) -> Tensor:
     """Greedy decoding of each source is its whole target, EOS included and nothing after: (B,) bool."""
     if not isinstance(batch, Batch):
-        raise ValueError(f"batch must be a Batch, got {batch!r}")
+        raise TypeError(f"batch must be a Batch, got {type_name(batch)}")
     T = batch.tgt_out.shape[1]
     tokens = model.greedy_decode(batch.src, batch.src_lengths, T).tokens  # (B, <= T)
     padded = F.pad(tokens, (0, T - tokens.shape[1]), value=PAD)  # (B, T)
@@ -441,8 +456,7 @@ def accuracy_by_length(model: Seq2Seq, task: ReversalTask, lengths: Sequence[int
     """For each length, the fraction of ``n`` random sources (seeded) that greedy decoding gets exactly right."""
     if not lengths:
         raise ValueError("lengths must not be empty")
-    for length in lengths:
-        positive_int(length, "lengths")
+    lengths = [positive_int(length, "lengths") for length in lengths]
     device = next(model.parameters()).device
     accuracy = {}
     for length in lengths:
@@ -462,18 +476,17 @@ def fit(model: Seq2Seq, task: ReversalTask, steps: int, batch_size: int, min_len
     ``learning_rate(step)`` gives each step's rate; gradients are clipped to norm ``grad_clip``.
     """
     if not isinstance(model, Seq2Seq) or not isinstance(task, ReversalTask):
-        raise ValueError(f"model must be a Seq2Seq and task a ReversalTask, got {model!r} and {task!r}")
+        raise TypeError(f"model must be a Seq2Seq and task a ReversalTask, got {type_name(model)} and "
+                        f"{type_name(task)}")
     if model.config.vocab_size != task.vocab_size:
         raise ValueError(f"model.config.vocab_size must equal task.vocab_size={task.vocab_size}, "
                          f"got {model.config.vocab_size}")
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        positive_int(value, name)
-    if not callable(learning_rate):
-        raise ValueError(f"learning_rate must be a function of the step, got {learning_rate!r}")
+    steps = positive_int(steps, "steps")
+    batch_size = positive_int(batch_size, "batch_size")
+    callable_arg(learning_rate, "learning_rate", "a function of the step")
     if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator, got {generator!r}")
-    if not grad_clip > 0:
-        raise ValueError(f"grad_clip must be > 0, got {grad_clip!r}")
+        raise TypeError(f"generator must be a torch.Generator, got {type_name(generator)}")
+    grad_clip = positive_number(grad_clip, "grad_clip")
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(0))
     model.train()

@@ -31,17 +31,20 @@ from __future__ import annotations
 
 import heapq
 import json
-import operator
 import warnings
 from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Set
 from pathlib import Path
-from typing import Callable, Hashable, Iterable, Sequence
 
 import regex
 
-from course_lib.validation import integer, one_of, type_name
+from course_lib.validation import int_in_range, integer, nonnegative_int, one_of, positive_int, type_name
+
+__all__ = [
+    "GPT2_PATTERN", "GPT4_PATTERN", "WORD_PATTERN", "UNK_TOKEN", "Tokenizer", "BPETokenizer", "naive_bpe_merges",
+    "split_words", "WordLevelTokenizer", "WordPieceTokenizer", "ALLOWED_SPECIAL_MODES",
+]
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 """GPT-2's pre-tokenization regex, verbatim from openai/gpt-2 ``src/encoder.py`` (Radford et al., 2019)."""
@@ -86,26 +89,13 @@ def _check_text(text: object, name: str = "text", allow_empty: bool = True) -> s
     return text
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
 def _check_ids(ids: object, vocab_size: int) -> list[int]:
     """Return ``ids`` as a list of ints in ``[0, vocab_size)``; raise a clear error otherwise."""
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
         raise TypeError(f"ids must be an iterable of ints, got {type(ids).__name__}")
     checked = []
     for position, value in enumerate(ids):
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            token_id = operator.index(value)  # accepts int, NumPy ints and 0-d integer tensors
-        except TypeError:
-            raise TypeError(f"ids must contain ints, got {value!r} at position {position}") from None
+        token_id = integer(value, f"ids[{position}]")  # int, NumPy ints and 0-d integer tensors
         if not 0 <= token_id < vocab_size:
             raise ValueError(
                 f"ids[{position}] = {token_id} is outside the vocabulary (valid ids: 0..{vocab_size - 1})"
@@ -333,7 +323,7 @@ class BPETokenizer(Tokenizer):
         ``verbose`` prints every merge with the bytes it creates and its count.
         """
         text = _check_text(text, allow_empty=False)
-        vocab_size = _check_int(vocab_size, "vocab_size", minimum=_BYTES)
+        vocab_size = int_in_range(vocab_size, "vocab_size", _BYTES)
         self._check_below_special_ids(vocab_size)
         chunk_counts = Counter(_pre_tokenize(self._compiled, text))
         counts = _PairCounts([list(c.encode("utf-8")) for c in chunk_counts], list(chunk_counts.values()))
@@ -484,7 +474,7 @@ def _read_merges(merges: object, path: str | Path) -> list[tuple[int, int]]:
     pairs: dict[tuple[int, int], int] = {}
     for rank, merge in enumerate(merges):
         ok = isinstance(merge, list) and len(merge) == 2 and all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < _BYTES + rank for i in merge)
+            type(i) is int and 0 <= i < _BYTES + rank for i in merge)  # JSON: true and 1.0 are no ids
         if not ok:
             raise ValueError(f"merge {rank} in {str(path)!r} must be two ids below {_BYTES + rank}, got {merge!r}")
         if tuple(merge) in pairs:
@@ -511,7 +501,7 @@ def naive_bpe_merges(text: str, n_merges: int, pattern: str | None = GPT2_PATTER
     than ``n_merges`` merges when no adjacent pair is left.
     """
     text = _check_text(text, allow_empty=False)
-    n_merges = _check_int(n_merges, "n_merges", minimum=0)
+    n_merges = nonnegative_int(n_merges, "n_merges")
     chunks = [list(c.encode("utf-8")) for c in _pre_tokenize(_compile_pattern(pattern), text)]
     merges: list[tuple[int, int]] = []
     for new_id in range(_BYTES, _BYTES + n_merges):
@@ -545,7 +535,9 @@ class _StringVocabTokenizer(Tokenizer):
         if isinstance(vocab, str) or not isinstance(vocab, Sequence):
             raise TypeError(f"vocab must be a sequence of str, got {type(vocab).__name__}")
         for position, token in enumerate(vocab):
-            if not isinstance(token, str) or not token:
+            if not isinstance(token, str):
+                raise TypeError(f"vocab must contain strs, got {token!r} at position {position}")
+            if not token:
                 raise ValueError(f"vocab must contain non-empty strs, got {token!r} at position {position}")
         if len(set(vocab)) != len(vocab):
             duplicates = sorted(t for t, n in Counter(vocab).items() if n > 1)
@@ -591,7 +583,7 @@ class WordLevelTokenizer(_StringVocabTokenizer):
         A text with fewer distinct words gives a smaller vocabulary, with a `UserWarning`.
         """
         text = _check_text(text, allow_empty=False)
-        vocab_size = _check_int(vocab_size, "vocab_size", minimum=1)
+        vocab_size = positive_int(vocab_size, "vocab_size")
         counts = Counter(split_words(text))
         ranked = sorted(counts, key=lambda word: (-counts[word], word))[: vocab_size - 1]
         if len(ranked) < vocab_size - 1:
@@ -627,7 +619,7 @@ class WordPieceTokenizer(_StringVocabTokenizer):
     """
 
     def __init__(self, vocab: Sequence[str] | None = None, max_input_chars_per_word: int = 100) -> None:
-        self.max_input_chars_per_word = _check_int(max_input_chars_per_word, "max_input_chars_per_word", 1)
+        self.max_input_chars_per_word = positive_int(max_input_chars_per_word, "max_input_chars_per_word")
         self._set_vocab([UNK_TOKEN] if vocab is None else vocab)
 
     def train(self, text: str, vocab_size: int) -> None:
@@ -642,7 +634,7 @@ class WordPieceTokenizer(_StringVocabTokenizer):
             raise ValueError(f"text must contain at least one word, got {text[:40]!r}")
         words = [[word[0]] + ["##" + c for c in word[1:]] for word in word_counts]
         alphabet = sorted({symbol for word in words for symbol in word})
-        vocab_size = _check_int(vocab_size, "vocab_size", minimum=1 + len(alphabet))
+        vocab_size = int_in_range(vocab_size, "vocab_size", 1 + len(alphabet))
         counts = _PairCounts(words, list(word_counts.values()))
         vocab = [UNK_TOKEN, *alphabet]
         known = set(vocab)

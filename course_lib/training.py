@@ -8,9 +8,11 @@ computed), gradient accumulation, mixed precision and distributed training.
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from course_lib.validation import nonnegative_number, positive_number, tensor, type_name
+
+__all__ = ["optimizer_step"]
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: float,
@@ -21,15 +23,14 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: flo
     A NaN or infinite loss raises instead of writing NaN into every weight.
     """
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-        raise ValueError(f"loss must be a scalar tensor, got {loss!r}")
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type_name(optimizer)}")
+    if tensor(loss, "loss").ndim != 0:
+        raise ValueError(f"loss must be a scalar tensor, got shape {tuple(loss.shape)}")
     if not bool(torch.isfinite(loss)):
         raise ValueError(f"loss must be finite, got {loss.item()}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 <= lr < math.inf:
-        raise ValueError(f"lr must be a number in [0, inf), got {lr!r}")  # a schedule may end at 0
-    if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
+    lr = nonnegative_number(lr, "lr")  # a schedule may end at 0
+    if grad_clip is not None:
+        grad_clip = positive_number(grad_clip, "grad_clip")
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)

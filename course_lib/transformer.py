@@ -25,16 +25,16 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from course_lib.attention import KVCache, MultiHeadAttention
-from course_lib.validation import positive_int
+from course_lib.validation import number_in_range, one_of, positive_int
+
+__all__ = ["NORM_POSITIONS", "MLP", "EncoderBlock", "DecoderBlock", "Encoder", "Decoder", "EncoderDecoder"]
 
 NORM_POSITIONS = ("pre", "post")
 
 
 def _check_block_args(dropout: float, norm_position: str) -> None:
-    if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-    if norm_position not in NORM_POSITIONS:
-        raise ValueError(f"norm_position must be 'pre' or 'post', got {norm_position!r}")
+    number_in_range(dropout, "dropout", 0.0, 1.0, high_open=True)
+    one_of(norm_position, "norm_position", NORM_POSITIONS)
 
 
 class MLP(nn.Module):
@@ -43,9 +43,8 @@ class MLP(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int | None = None) -> None:
         super().__init__()
-        positive_int(d_model, "d_model")
-        d_ff = 4 * d_model if d_ff is None else d_ff
-        positive_int(d_ff, "d_ff")
+        d_model = positive_int(d_model, "d_model")
+        d_ff = 4 * d_model if d_ff is None else positive_int(d_ff, "d_ff")
         self.fc_in = nn.Linear(d_model, d_ff)
         self.act = nn.GELU()
         self.fc_out = nn.Linear(d_ff, d_model)
@@ -162,7 +161,7 @@ class Encoder(nn.Module):
                  dropout: float = 0.0, norm_position: str = "pre",
                  n_kv_heads: int | None = None) -> None:
         super().__init__()
-        positive_int(n_layers, "n_layers")
+        n_layers = positive_int(n_layers, "n_layers")
         self.blocks = nn.ModuleList(EncoderBlock(d_model, n_heads, d_ff, dropout, norm_position,
                                                  n_kv_heads)
                                     for _ in range(n_layers))
@@ -189,7 +188,7 @@ class Decoder(nn.Module):
                  dropout: float = 0.0, norm_position: str = "pre", cross_attention: bool = False,
                  n_kv_heads: int | None = None) -> None:
         super().__init__()
-        positive_int(n_layers, "n_layers")
+        n_layers = positive_int(n_layers, "n_layers")
         self.blocks = nn.ModuleList(
             DecoderBlock(d_model, n_heads, d_ff, dropout, norm_position, cross_attention,
                          n_kv_heads)

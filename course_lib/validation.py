@@ -19,6 +19,7 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -28,12 +29,15 @@ __all__ = [
     "int_in_range",
     "real",
     "positive_number",
+    "nonnegative_number",
     "number_in_range",
     "probability",
+    "boolean",
     "one_of",
     "string",
     "tensor",
     "float_tensor",
+    "as_float_tensor",
     "integer_tensor",
     "callable_arg",
     "type_name",
@@ -75,10 +79,12 @@ def nonnegative_int(value: Any, name: str) -> int:
     return n
 
 
-def int_in_range(value: Any, name: str, low: int, high: int) -> int:
-    """value as an int in [low, high] (both ends included)."""
+def int_in_range(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """value as an int in [low, high] (both ends included); ``high=None`` sets no upper bound."""
     n = integer(value, name)
-    if not low <= n <= high:
+    if high is None and n < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {n}")
+    if high is not None and not low <= n <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {n}")
     return n
 
@@ -105,6 +111,14 @@ def positive_number(value: Any, name: str) -> float:
     return x
 
 
+def nonnegative_number(value: Any, name: str) -> float:
+    """value as a finite float >= 0."""
+    x = real(value, name)
+    if x < 0:
+        raise ValueError(f"{name} must be >= 0, got {x}")
+    return x
+
+
 def number_in_range(value: Any, name: str, low: float, high: float, *,
                     low_open: bool = False, high_open: bool = False) -> float:
     """value as a float in the interval from low to high; open ends are excluded."""
@@ -120,6 +134,13 @@ def number_in_range(value: Any, name: str, low: float, high: float, *,
 def probability(value: Any, name: str, *, allow_zero: bool = True) -> float:
     """value as a float in [0, 1], or (0, 1] with allow_zero=False."""
     return number_in_range(value, name, 0.0, 1.0, low_open=not allow_zero)
+
+
+def boolean(value: Any, name: str) -> bool:
+    """value itself, if it is a bool (not 0 or 1, not a string)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type_name(value)} {value!r}")
+    return value
 
 
 def one_of(value: Any, name: str, choices: Iterable[Any]) -> Any:
@@ -158,6 +179,13 @@ def float_tensor(value: Any, name: str, *, ndim: int | tuple[int, ...] | None = 
     if not value.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
     return value
+
+
+def as_float_tensor(value: Any, name: str, *, ndim: int | tuple[int, ...] | None = None) -> torch.Tensor:
+    """value as a floating-point torch.Tensor; a NumPy array becomes one with ``torch.as_tensor``."""
+    if isinstance(value, np.ndarray):
+        value = torch.as_tensor(value)
+    return float_tensor(value, name, ndim=ndim)
 
 
 def integer_tensor(value: Any, name: str, *, ndim: int | tuple[int, ...] | None = None) -> torch.Tensor:

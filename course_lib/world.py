@@ -77,10 +77,18 @@ import json
 import math
 import random
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
+
+from course_lib.validation import boolean, int_in_range, probability
+
+__all__ = [
+    "RELATIONS", "VISIT", "KINDS", "TEMPLATES", "PRONOUNS", "JOBS", "PETS", "COLOURS", "Fact", "Person", "World",
+    "Sentence", "Derivation", "DocumentGenerator",
+]
 
 RELATIONS = ("lives_in", "works_as", "has_pet", "likes_colour", "best_friend")
 VISIT = "visit"
@@ -170,13 +178,13 @@ class World:
         probability `bias` it is the job paired with their city (city i <-> job i mod n_jobs).
         The draws do not depend on `bias`, so worlds that differ only in `bias` differ only in jobs.
         """
-        _check_int("seed", seed, 0)
-        _check_int("n_people", n_people, 2, 500)
-        _check_int("n_cities", n_cities, 1, 100)
-        _check_int("n_jobs", n_jobs, 1, len(JOBS))
-        _check_int("n_pets", n_pets, 1, len(PETS))
-        _check_int("n_colours", n_colours, 1, len(COLOURS))
-        _check_probability("bias", bias)
+        seed = int_in_range(seed, "seed", 0)
+        n_people = int_in_range(n_people, "n_people", 2, 500)
+        n_cities = int_in_range(n_cities, "n_cities", 1, 100)
+        n_jobs = int_in_range(n_jobs, "n_jobs", 1, len(JOBS))
+        n_pets = int_in_range(n_pets, "n_pets", 1, len(PETS))
+        n_colours = int_in_range(n_colours, "n_colours", 1, len(COLOURS))
+        bias = probability(bias, "bias")
         rng = random.Random(seed)
         cities = _unique_words(n_cities, lambda: _invent_word(rng, 2) + rng.choice(_CITY_SUFFIXES))
         names = _unique_words(n_people, lambda: _invent_word(rng, rng.choice((2, 3))), set(cities))
@@ -195,7 +203,7 @@ class World:
                 colour=rng.choice(colours),
                 friend=names[friend + (friend >= i)],  # uniform over the others
             ))
-        return cls(tuple(people), tuple(cities), jobs, pets, colours, seed=seed, bias=float(bias))
+        return cls(tuple(people), tuple(cities), jobs, pets, colours, seed=seed, bias=bias)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -258,11 +266,11 @@ class DocumentGenerator:
         kinds = tuple(kinds)
         if not kinds or len(set(kinds)) != len(kinds) or not set(kinds) <= set(KINDS):
             raise ValueError(f"kinds must be distinct values from {KINDS}, got {kinds!r}")
-        _check_int("min_sentences", min_sentences, 1, len(kinds))
-        _check_int("max_sentences", max_sentences, min_sentences, len(kinds))
-        _check_probability("name_prob", name_prob)
-        _check_int("n_days", n_days, 1)
-        self.world, self.kinds, self.name_prob, self.n_days = world, kinds, float(name_prob), n_days
+        min_sentences = int_in_range(min_sentences, "min_sentences", 1, len(kinds))
+        max_sentences = int_in_range(max_sentences, "max_sentences", min_sentences, len(kinds))
+        name_prob = probability(name_prob, "name_prob")
+        n_days = int_in_range(n_days, "n_days", 1)
+        self.world, self.kinds, self.name_prob, self.n_days = world, kinds, name_prob, n_days
         self.min_sentences, self.max_sentences = min_sentences, max_sentences
         self.person_probs = _normalise_weights(person_weights, len(world.people))
         self._cumulative = np.cumsum(self.person_probs).tolist()
@@ -365,13 +373,12 @@ class DocumentGenerator:
         if not derivation.sentences[0].by_name:
             raise ValueError("the first sentence must name the person (by_name=True)")
         for s in derivation.sentences:
-            _check_int(f"template of a {s.kind!r} sentence", s.template, 0, len(TEMPLATES[s.kind]) - 1)
-            if not isinstance(s.by_name, bool):
-                raise ValueError(f"by_name must be a bool, got {s.by_name!r} in {s}")
+            int_in_range(s.template, f"template of a {s.kind!r} sentence", 0, len(TEMPLATES[s.kind]) - 1)
+            boolean(s.by_name, f"by_name of a {s.kind!r} sentence")
             if s.kind == VISIT:
-                day_ok = isinstance(s.day, int) and not isinstance(s.day, bool) and 1 <= s.day <= self.n_days
-                if s.place not in self.world.cities or not day_ok:
-                    raise ValueError(f"a visit sentence needs a day in 1..{self.n_days} and a city, got {s}")
+                int_in_range(s.day, "day of a visit sentence", 1, self.n_days)
+                if s.place not in self.world.cities:
+                    raise ValueError(f"a visit sentence needs a city of the world, got {s}")
             elif s.day is not None or s.place is not None:
                 raise ValueError(f"only a visit sentence has a day and a city, got {s}")
         return self.world.person(derivation.person)
@@ -529,19 +536,8 @@ def _check_world(world: World) -> None:
                 raise ValueError(f"{p.name}'s {what} must be one of {list(allowed)}, got {value!r}")
         if p.friend == p.name:
             raise ValueError(f"{p.name}'s friend must be another person, got {p.friend!r}")
-    _check_int("seed", world.seed, 0)
-    _check_probability("bias", world.bias)
-
-
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{name} must be an int {bound}, got {value!r}")
-
-
-def _check_probability(name: str, value: object) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    object.__setattr__(world, "seed", int_in_range(world.seed, "seed", 0))  # stored as a plain int
+    object.__setattr__(world, "bias", probability(world.bias, "bias"))  # and a plain float
 
 
 def _check_rng(rng: object) -> None:

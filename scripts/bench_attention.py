@@ -98,7 +98,7 @@ def measure_child(method: str, n: int) -> None:
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
     baseline = _status_kib("VmRSS")
     start = time.perf_counter()
-    out = run()
+    run()
     seconds = time.perf_counter() - start
     print(1024 * (_status_kib("VmHWM") - baseline), seconds)
 

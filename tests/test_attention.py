@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -96,10 +97,16 @@ def test_sdpa_bad_inputs() -> None:
         scaled_dot_product_attention(randn(3, 4, 8), k, v)
     with pytest.raises(ValueError, match=r"\(\.\.\., T, d\)"):
         scaled_dot_product_attention(randn(8), k, v)
-    with pytest.raises(ValueError, match="scale must be a positive"):
+    with pytest.raises(ValueError, match="scale must be positive, got 0.0"):
         scaled_dot_product_attention(q, k, v, scale=0.0)
-    with pytest.raises(ValueError, match="scale must be a positive finite number, got True"):
+    with pytest.raises(ValueError, match="scale must be a finite number, got inf"):
+        scaled_dot_product_attention(q, k, v, scale=math.inf)
+    with pytest.raises(TypeError, match="scale must be a real number, got bool True"):
         scaled_dot_product_attention(q, k, v, scale=True)
+    with pytest.raises(TypeError, match="k must be a torch.Tensor, got list"):
+        scaled_dot_product_attention(q, k.tolist(), v)
+    with pytest.raises(TypeError, match="bias must be a torch.Tensor, got float"):
+        scaled_dot_product_attention(q, k, v, bias=1.0)
     with pytest.raises(ValueError, match="NaN"):
         scaled_dot_product_attention(q.masked_fill(q > 1, math.nan), k, v)
 
@@ -138,6 +145,15 @@ def test_padding_mask() -> None:
     assert padding_mask([0, 0]).tolist() == [[[[False]]], [[[False]]]]  # nothing to attend to
 
 
+def test_masks_accept_numpy_integer_sizes() -> None:
+    assert torch.equal(causal_mask(np.int64(3)), causal_mask(3))
+    assert torch.equal(causal_mask(np.int32(2), np.int64(4)), causal_mask(2, 4))
+    assert torch.equal(sliding_window_mask(np.int64(5), np.int64(2)), sliding_window_mask(5, 2))
+    assert torch.equal(prefix_lm_mask(np.int64(4), np.int64(2)), prefix_lm_mask(4, 2))
+    assert torch.equal(padding_mask([2, 1], max_len=np.int64(3)), padding_mask([2, 1], max_len=3))
+    assert torch.equal(causal_mask(torch.tensor(3)), causal_mask(3))  # a 0-d integer tensor
+
+
 def test_mask_bad_inputs() -> None:
     with pytest.raises(ValueError, match="n_queries must be a positive integer, got 0"):
         causal_mask(0)
@@ -145,14 +161,20 @@ def test_mask_bad_inputs() -> None:
         causal_mask(4, 3)
     with pytest.raises(ValueError, match="window must be a positive integer, got 0"):
         sliding_window_mask(4, 0)
-    with pytest.raises(ValueError, match=r"prefix_len must be an int in \[0, n=4\], got 5"):
+    with pytest.raises(ValueError, match=r"prefix_len must be an integer in \[0, 4\], got 5"):
         prefix_lm_mask(4, 5)
+    with pytest.raises(TypeError, match="prefix_len must be an integer, got float 2.0"):
+        prefix_lm_mask(4, 2.0)
+    with pytest.raises(TypeError, match="n_queries must be an integer, got True"):
+        causal_mask(True)
     with pytest.raises(ValueError, match=">= 0"):
         padding_mask([2, -1])
     with pytest.raises(ValueError, match="max_len must be >= every length"):
         padding_mask([2, 5], max_len=4)
-    with pytest.raises(ValueError, match="integer"):
+    with pytest.raises(TypeError, match="lengths must be integers, got dtype torch.float32"):
         padding_mask(torch.tensor([1.5]))
+    with pytest.raises(ValueError, match=r"lengths must be a 1-D tensor or list, got shape \(1, 2\)"):
+        padding_mask([[1, 2]])
     with pytest.raises(ValueError, match=r"lengths must be non-empty, got \[\]"):
         padding_mask([])
 
@@ -360,6 +382,19 @@ def test_mha_bad_inputs() -> None:
         mha(randn(2, 5, 8), mask=torch.ones(5, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask must be"):
         mha(randn(2, 5, 8), mask=torch.ones(1, 1, 1, 5, 5, dtype=torch.bool))
+    with pytest.raises(TypeError, match="mask must be a torch.Tensor, got list"):
+        mha(randn(2, 5, 8), mask=[[True]])
+    with pytest.raises(TypeError, match="key must be a torch.Tensor, got ndarray"):
+        mha(randn(2, 5, 8), np.zeros((2, 5, 8)))
+    with pytest.raises(TypeError, match="d_model must be an integer, got float 8.0"):
+        MultiHeadAttention(8.0, 2)
+
+
+def test_mha_accepts_numpy_integer_sizes() -> None:
+    mha = MultiHeadAttention(np.int64(8), np.int64(4), n_kv_heads=np.int32(2))
+    assert (mha.d_model, mha.n_heads, mha.n_kv_heads, mha.head_dim) == (8, 4, 2, 2)
+    assert type(mha.head_dim) is int
+    assert mha(randn(1, 3, 8), causal=True)[0].shape == (1, 3, 8)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -431,8 +466,11 @@ def test_tiled_attention_bad_inputs() -> None:
     q = randn(5, 4)
     with pytest.raises(ValueError, match="block_size must be a positive integer, got 0"):
         tiled_attention(q, q, q, 0)
-    with pytest.raises(ValueError, match="block_size must be a positive integer, got 2.0"):
+    with pytest.raises(TypeError, match="block_size must be an integer, got float 2.0"):
         tiled_attention(q, q, q, 2.0)
+    with pytest.raises(ValueError, match="scale must be positive, got -1.0"):
+        tiled_attention(q, q, q, 2, scale=-1.0)
+    torch.testing.assert_close(tiled_attention(q, q, q, np.int64(2)), tiled_attention(q, q, q, 2))
     with pytest.raises(ValueError, match="Tk >= Tq"):
         tiled_attention(q, q[:3], q[:3], 2, causal=True)
     with pytest.raises(ValueError, match="same last dimension"):

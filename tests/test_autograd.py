@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -113,7 +114,7 @@ def test_value_gradients_match_finite_differences():
         x = torch.tensor([rng.uniform(-2, 2) for _ in range(N_LEAVES)], dtype=torch.float64)
         values = [Value(d) for d in x.tolist()]
         as_node(evaluate(tree, values), values).backward()
-        numeric = numerical_gradient(lambda t: as_node(evaluate(tree, list(t)), list(t)), x)
+        numeric = numerical_gradient(lambda t, tree=tree: as_node(evaluate(tree, list(t)), list(t)), x)
         for v, g in zip(values, numeric.tolist()):
             assert abs(v.grad - g) <= 1e-6 * max(abs(g), 1.0), (tree, v.grad, g)
 
@@ -301,11 +302,13 @@ def test_numerical_gradient_matches_autograd():
 
 def test_numerical_gradient_bad_input():
     x = torch.randn(3, dtype=torch.float64)
-    with pytest.raises(ValueError, match="eps must be positive, got 0"):
+    with pytest.raises(ValueError, match="eps must be positive, got 0.0"):
         numerical_gradient(tensor_function, x, eps=0)
+    with pytest.raises(TypeError, match="eps must be a real number, got str '1e-6'"):
+        numerical_gradient(tensor_function, x, eps="1e-6")
     with pytest.raises(ValueError, match=r"f must return a tensor with one element, got \(3,\)"):
         numerical_gradient(lambda t: t * 2, x)
-    with pytest.raises(ValueError, match="x must be a floating-point tensor, got dtype torch.int64"):
+    with pytest.raises(TypeError, match="x must be a floating-point tensor, got dtype torch.int64"):
         numerical_gradient(tensor_function, torch.arange(3))
 
 
@@ -366,6 +369,8 @@ def test_vjp_and_jacobian_bad_input():
     x = torch.randn(3, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"v must be a tensor of the output's shape \(3,\), got \(2,\)"):
         vjp(torch.sin, x, torch.ones(2))
+    with pytest.raises(TypeError, match="v must be a torch.Tensor, got list"):
+        vjp(torch.sin, x, [1.0, 1.0, 1.0])
     with pytest.raises(TypeError, match="f must return a torch.Tensor, got float"):
         jacobian(lambda t: 1.0, x)
     with pytest.raises(TypeError, match="x must be a torch.Tensor, got list"):
@@ -389,17 +394,26 @@ def test_embedding_grad_matches_autograd_sparse_and_accumulates():
 
 
 @pytest.mark.parametrize(
-    ("ids", "grad_output", "V", "message"),
+    ("ids", "grad_output", "V", "error", "message"),
     [
-        (torch.tensor([0.0, 1.0]), torch.zeros(2, 3), 4, "ids must be an integer tensor"),
-        (torch.tensor([0, 1]), torch.zeros(3, 3), 4, r"grad_output must have shape ids.shape \+ \(D,\)"),
-        (torch.tensor([0, 4]), torch.zeros(2, 3), 4, r"ids must lie in \[0, num_embeddings\) = \[0, 4\)"),
-        (torch.tensor([0, 1]), torch.zeros(2, 3), 0, "num_embeddings must be a positive integer, got 0"),
+        (torch.tensor([0.0, 1.0]), torch.zeros(2, 3), 4, TypeError, "ids must be an integer tensor, got dtype"),
+        ([0, 1], torch.zeros(2, 3), 4, TypeError, "ids must be a torch.Tensor, got list"),
+        (torch.tensor([0, 1]), torch.zeros(2, 3, dtype=torch.long), 4, TypeError,
+         "grad_output must be a floating-point tensor"),
+        (torch.tensor([0, 1]), torch.zeros(3, 3), 4, ValueError, r"grad_output must have shape ids.shape \+ \(D,\)"),
+        (torch.tensor([0, 4]), torch.zeros(2, 3), 4, ValueError, r"ids must lie in \[0, num_embeddings\) = \[0, 4\)"),
+        (torch.tensor([0, 1]), torch.zeros(2, 3), 0, ValueError, "num_embeddings must be a positive integer, got 0"),
+        (torch.tensor([0, 1]), torch.zeros(2, 3), 4.0, TypeError, "num_embeddings must be an integer, got float 4.0"),
     ],
 )
-def test_embedding_grad_bad_input(ids, grad_output, V, message):
-    with pytest.raises(ValueError, match=message):
+def test_embedding_grad_bad_input(ids, grad_output, V, error, message):
+    with pytest.raises(error, match=message):
         embedding_grad(ids, grad_output, V)
+
+
+def test_embedding_grad_accepts_a_numpy_integer_size():
+    ids, upstream = torch.tensor([[0, 2], [2, 2]]), torch.randn(2, 2, 3, dtype=torch.float64)
+    torch.testing.assert_close(embedding_grad(ids, upstream, np.int64(5)), embedding_grad(ids, upstream, 5))
 
 
 def test_count_flops_of_linear_layers_forward_and_backward():

@@ -73,12 +73,12 @@ RUN_ALL_FINISHED = """([codeCells, ran, errorText]) => {
     const allRan = prompts.length === codeCells && prompts.every(p => new RegExp(ran).test(p));
     const outputs = [...document.querySelectorAll('%s')];
     return allRan || outputs.some(o => new RegExp(errorText).test(o.textContent));
-}""" % (PROMPT, STDERR_OUTPUT)
+}""" % (PROMPT, STDERR_OUTPUT)  # noqa: UP031 - JavaScript braces make %-formatting the readable choice
 FIGURE = ".jp-OutputArea-output img"
 FIGURE_REDRAWN = """([cell, before]) => {
     const figure = cell.querySelector('%s');
     return figure !== null && figure.src !== before;
-}""" % FIGURE
+}""" % FIGURE  # noqa: UP031 - JavaScript braces make %-formatting the readable choice
 
 
 def free_port() -> int:

@@ -48,10 +48,14 @@ def test_setup_fixes_threads_and_reports_a_version_line(monkeypatch):
     assert str(info).startswith("course_lib ") and "| seed 0" in str(info)
 
 
-@pytest.mark.parametrize("threads", [0, True, 1.5])
-def test_bad_threads_are_named_before_anything_changes(threads):
+@pytest.mark.parametrize("threads, error, message", [
+    (0, ValueError, "threads must be a positive integer, got 0"),
+    (True, TypeError, "threads must be an integer, got True"),
+    (1.5, TypeError, "threads must be an integer, got float 1.5"),
+])
+def test_bad_threads_are_named_before_anything_changes(threads, error, message):
     runtime.seed_everything(5)
-    with pytest.raises(ValueError, match="threads must be"):
+    with pytest.raises(error, match=message):
         runtime.setup(seed=0, threads=threads, style=False)
     runtime_after = _streams()
     runtime.seed_everything(5)
@@ -65,23 +69,35 @@ def test_bad_thread_environment_is_named(monkeypatch, raw):
         runtime.setup(style=False)
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, "0", True, 2**32])
-def test_bad_seed(seed):
-    with pytest.raises(ValueError, match="seed must be"):
+@pytest.mark.parametrize("seed, error, message", [
+    (-1, ValueError, r"seed must be an integer in \[0, 4294967295\], got -1"),
+    (2**32, ValueError, r"seed must be an integer in \[0, 4294967295\], got 4294967296"),
+    (1.5, TypeError, "seed must be an integer, got float 1.5"),
+    ("0", TypeError, "seed must be an integer, got str '0'"),
+    (True, TypeError, "seed must be an integer, got True"),
+])
+def test_bad_seed(seed, error, message):
+    with pytest.raises(error, match=message):
         runtime.seed_everything(seed)
-    with pytest.raises(ValueError, match="seed must be"):
+    with pytest.raises(error, match=message):
         runtime.setup(seed=seed, style=False)
 
 
-def test_largest_seed_is_accepted():
+def test_largest_seed_and_numpy_integers_are_accepted():
     runtime.seed_everything(2**32 - 1)
+    runtime.seed_everything(np.int64(7))
+    first = torch.rand(3)
+    runtime.seed_everything(7)
+    assert torch.equal(first, torch.rand(3))
+    info = runtime.setup(seed=np.uint32(3), threads=np.int64(1), style=False)
+    assert (type(info.seed), type(info.threads)) == (int, int) and str(info).endswith("| seed 3")
 
 
 def test_device_is_cuda_only_when_available():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert runtime.get_device().type == expected
     assert runtime.get_device("cpu").type == "cpu"
-    with pytest.raises(ValueError, match="prefer"):
+    with pytest.raises(ValueError, match="prefer must be one of None, 'cpu', 'cuda'; got 'tpu'"):
         runtime.get_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="prefer='cuda'"):
@@ -109,7 +125,7 @@ def test_table_aligns_text_and_checks_row_lengths():
     assert text.splitlines() == ["name  value", "----  -----", "   a   1.00", "  bb  10.00"]
     with pytest.raises(ValueError, match=r"rows\[0\]"):
         display.table([["a"]], header=["x", "y"])
-    with pytest.raises(ValueError, match="header must be"):
+    with pytest.raises(TypeError, match="header must be"):
         display.table([["x", "y"]], header="ab")
     assert repr(display.table([[1, 2]], header=["a", 1])).splitlines()[0] == "a  1"
 
@@ -202,7 +218,8 @@ def test_check_true_and_check_raises():
     (lambda: int("x"), NotImplementedError, "exception"),
 ])
 def test_check_raises_rejects_bad_arguments_up_front(fn, exception, argument):
-    with pytest.raises(ValueError, match=f"^{argument} must"):
+    error = ValueError if exception is NotImplementedError else TypeError  # the only bad value: the stub's
+    with pytest.raises(error, match=f"^{argument} must"):
         checks.check_raises(fn, exception)
 
 
@@ -248,16 +265,21 @@ def test_slider_kinds_and_bad_controls():
     assert type(widgets.slider(0.1, 1.0, 0.1, 0.5)).__name__ == "FloatSlider"
     with pytest.raises(ValueError, match="value must lie in"):
         widgets.slider(0, 1, 0.1, 3)
-    with pytest.raises(ValueError, match="control 'scale'"):
+    with pytest.raises(TypeError, match="control 'scale'"):
         widgets.explore(_draw, scale=[1, 2])
+    with pytest.raises(TypeError, match="step must be a real number, got bool True"):
+        widgets.slider(0, 2, True, 1)
+    with pytest.raises(TypeError, match="low must be a real number, got str '0'"):
+        widgets.slider("0", 2, 1, 1)
+    assert type(widgets.slider(np.int64(0), 4, 1, 2)).__name__ == "FloatSlider"  # an IntSlider takes Python ints
     with pytest.raises(TypeError, match="draw must return a matplotlib Figure"):
         widgets.Explorer(lambda scale: None, {"scale": widgets.slider(0, 1, 1, 0)})
 
 
 @pytest.mark.parametrize("args, argument", [
     ((5, 1, 1, 3), "low must be < high"),
-    ((0.0, 1.0, float("nan"), 0.5), "step must be a finite number"),
-    ((0.0, float("inf"), 0.1, 0.5), "high must be a finite number"),
+    ((0.0, 1.0, float("nan"), 0.5), "step must be a finite number, got nan"),
+    ((0.0, float("inf"), 0.1, 0.5), "high must be a finite number, got inf"),
     ((0, 1, 0, 0), "step must be > 0"),
     ((0, 1, -0.1, 0), "step must be > 0"),
 ])
@@ -281,5 +303,10 @@ def test_course_style_sets_palette():
     fig, axes = plotting.subplots(ncols=2)
     assert len(axes) == 2
     plt.close(fig)
-    with pytest.raises(ValueError, match="ncols"):
+    with pytest.raises(ValueError, match="ncols must be a positive integer, got 0"):
         plotting.subplots(ncols=0)
+    with pytest.raises(TypeError, match="nrows must be an integer, got float 1.0"):
+        plotting.subplots(nrows=1.0)
+    fig, axes = plotting.subplots(ncols=np.int64(3))
+    assert len(axes) == 3
+    plt.close(fig)

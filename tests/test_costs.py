@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -124,17 +125,29 @@ def test_kv_cache_bytes_matches_a_real_cache() -> None:
 def test_costs_bad_inputs() -> None:
     with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
         self_attention_flops(0, 8)
-    with pytest.raises(ValueError, match="d must be a positive integer, got 2.5"):
+    with pytest.raises(TypeError, match="d must be an integer, got float 2.5"):
         rnn_flops(4, 2.5)
-    with pytest.raises(ValueError, match="bytes_per_value must be a positive number, got 0"):
+    with pytest.raises(ValueError, match="bytes_per_value must be positive, got 0"):
         kv_cache_bytes(1, 1, 1, 1, bytes_per_value=0)
-    with pytest.raises(ValueError, match="seq_len must be a positive int"):
+    with pytest.raises(TypeError, match="bytes_per_value must be a real number, got bool True"):
+        rnn_states_bytes(4, 4, bytes_per_value=True)
+    with pytest.raises(ValueError, match="seq_len must be a positive integer, got -1"):
         kv_cache_bytes(32, 32, 128, -1)
-    with pytest.raises(ValueError, match="layer must be one of"):
+    with pytest.raises(ValueError, match="layer must be one of 'self-attention', 'recurrent'"):
         table1_costs("transformer", 4, 4)
-    with pytest.raises(ValueError, match="k must be a positive integer, got None"):
+    with pytest.raises(TypeError, match="k must be an integer, got NoneType None"):
         table1_costs("convolutional", 4, 4)
-    with pytest.raises(ValueError, match="k must be >= 2"):
+    with pytest.raises(ValueError, match="k must be an integer >= 2, got 1"):
         table1_costs("convolutional", 4, 4, k=1)
-    with pytest.raises(ValueError, match="batch must be a positive int"):
+    with pytest.raises(TypeError, match="r must be an integer, got NoneType None"):
+        table1_costs("self-attention (restricted)", 4, 4)
+    with pytest.raises(ValueError, match="batch must be a positive integer, got 0"):
         attention_scores_bytes(4, batch=0)
+
+
+def test_costs_accept_numpy_integer_sizes() -> None:
+    assert self_attention_flops(np.int64(16), np.int32(8)) == self_attention_flops(16, 8)
+    assert rnn_flops(np.int64(16), np.int64(8), batch=np.int64(2)) == rnn_flops(16, 8, batch=2)
+    sizes = [np.int64(32), np.int64(32), np.int64(128), np.int64(4096)]
+    assert kv_cache_bytes(*sizes) == 2 * GIB and type(kv_cache_bytes(*sizes)) is int
+    assert table1_costs("convolutional", np.int64(9), 4, k=np.int64(3)) == table1_costs("convolutional", 9, 4, k=3)

@@ -33,7 +33,8 @@ README = (DATA_DIR / DATASHEET).read_text(encoding="utf-8")
 def regenerated(tmp_path_factory) -> Path:
     """A fresh data folder written by `write_corpus`, starting from an empty file table."""
     folder = tmp_path_factory.mktemp("data")
-    (folder / DATASHEET).write_text("# Sheet\n\n| path | bytes | sha256 | how it was made |\n| --- | --- | --- | --- |\n")
+    (folder / DATASHEET).write_text("# Sheet\n\n| path | bytes | sha256 | how it was made |\n"
+                                    "| --- | --- | --- | --- |\n")
     write_corpus(folder)
     return folder
 
@@ -184,10 +185,12 @@ def test_sample_corpus_draws_the_shipped_split():
 
 
 def test_bad_input_raises(tmp_path):
-    with pytest.raises(ValueError, match="split must be one of"):
+    with pytest.raises(ValueError, match="split must be one of 'train', .*; got 'test'"):
         load_corpus("test")
     with pytest.raises(ValueError, match="without newlines"):
         corpus_text(["one\ntwo"])
+    with pytest.raises(TypeError, match="documents must be strings, got bytes b'one'"):
+        corpus_text(["zero", b"one"])
     with pytest.raises(ValueError, match="must not be empty"):
         optimal_loss([], load_generator())
     sheet = tmp_path / "README.md"

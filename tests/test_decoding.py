@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -100,7 +101,7 @@ def reference_beam_search(lm: Bigram, prompt: list[int], k: int, n: int, eos: in
                           alpha: float) -> list[tuple[list[int], float]]:
     """Beam search with no early stop: run every step, keep EOS endings that rank among the top k."""
     beams, finished = [([], 0.0)], []
-    for step in range(n):
+    for _ in range(n):
         candidates = sorted(((-(lp + float(lm.log_probs[(prompt + seq)[-1], t])), b, t, seq)
                              for b, (seq, lp) in enumerate(beams) for t in range(lm.log_probs.shape[0])))
         beams = []
@@ -159,7 +160,7 @@ def test_beam_search_matches_the_reference_without_early_stop(seed, vocab, n, k,
     expected = reference_beam_search(lm, [0], k, n, eos, alpha)
     scores = [score for _, score in expected]
     assert [h.score for h in got] == pytest.approx(scores, abs=1e-12)
-    for h, (seq, score) in zip(got, expected):
+    for h, (seq, _) in zip(got, expected):
         if not has_a_tie(lm, [0], seq, eos):  # tied sequences (same bigrams, another order) may swap
             assert tokens(h) == seq
 
@@ -335,7 +336,10 @@ def test_top_p_keeps_the_minimal_set_reaching_p(logits, p):
 def test_top_p_worked_example_and_edges():
     probs = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
     logits = probs.log()
-    kept = lambda p, **kw: torch.isfinite(top_p_filter(logits, p, **kw)).tolist()
+
+    def kept(p: float, **kw) -> list[bool]:
+        return torch.isfinite(top_p_filter(logits, p, **kw)).tolist()
+
     assert kept(0.5) == [True, False, False, False]  # 0.5 reaches p exactly
     assert kept(0.6) == [True, True, False, False]  # 0.3 crosses p and is kept
     assert kept(0.81) == [True, True, True, False]
@@ -416,16 +420,14 @@ PROMPT = torch.tensor([1, 2])
 
 @pytest.mark.parametrize("call, message", [
     (lambda: top_k_filter(torch.zeros(3), 0), "k must be a positive integer, got 0"),
-    (lambda: top_k_filter(torch.zeros(3), 1.5), "k must be a positive integer, got 1.5"),
     (lambda: top_p_filter(torch.zeros(3), 1.5), r"p must be in \(0, 1\], got 1.5"),
-    (lambda: top_p_filter(torch.zeros(3), 0.0), r"p must be in \(0, 1\], got 0.0"),
-    (lambda: top_p_filter(torch.zeros(3), 0.5, min_tokens_to_keep=0), "min_tokens_to_keep must be a positive int"),
-    (lambda: top_k_filter(torch.zeros(3, dtype=torch.long), 1), "logits must be a floating-point tensor"),
-    (lambda: sampling_distribution(torch.zeros(3), -0.5), "temperature must be a finite number >= 0, got -0.5"),
-    (lambda: sampling_distribution(torch.zeros(3), float("nan")), "temperature must be a finite number >= 0"),
-    (lambda: sample(LM, PROMPT, 3, temperature=-1.0), "temperature must be a finite number >= 0, got -1.0"),
+    (lambda: top_p_filter(torch.zeros(3), 0.0), r"p must be in \(0, 1\], got 0"),
+    (lambda: top_p_filter(torch.zeros(3), 0.5, min_tokens_to_keep=0), "min_tokens_to_keep must be a positive integer"),
+    (lambda: sampling_distribution(torch.zeros(3), -0.5), "temperature must be >= 0, got -0.5"),
+    (lambda: sampling_distribution(torch.zeros(3), float("nan")), "temperature must be a finite number, got nan"),
+    (lambda: sample(LM, PROMPT, 3, temperature=-1.0), "temperature must be >= 0, got -1.0"),
     (lambda: sample(LM, PROMPT, 3, top_k=0), "top_k must be a positive integer, got 0"),
-    (lambda: sample(LM, PROMPT, 3, top_p=2.0), r"top_p must be in \(0, 1\], got 2.0"),
+    (lambda: sample(LM, PROMPT, 3, top_p=2.0), r"top_p must be in \(0, 1\], got 2"),
     (lambda: beam_search(LM, PROMPT, 0, 3), "beam_width must be a positive integer, got 0"),
     (lambda: beam_search(LM, PROMPT, 2, 0), "max_new_tokens must be a positive integer, got 0"),
     (lambda: beam_search(LM, PROMPT, 2, 3, length_penalty=math.inf), "length_penalty must be a finite number"),
@@ -434,16 +436,44 @@ PROMPT = torch.tensor([1, 2])
     (lambda: greedy_decode(Bigram(LM.log_probs.exp(), vocab_size=5), torch.tensor([1, 7]), 3),
      "prompt_ids must be token ids < vocab size 5, got max 7"),
     (lambda: greedy_decode(LM, torch.tensor([1, -1]), 3), "prompt_ids must be token ids >= 0, got min -1"),
-    (lambda: greedy_decode(LM, torch.tensor([1.0]), 3), "prompt_ids must be a non-empty LongTensor"),
     (lambda: greedy_decode(LM, torch.tensor([], dtype=torch.long), 3), "prompt_ids must be a non-empty LongTensor"),
     (lambda: greedy_decode(LM, PROMPT, 3, eos_id=9), "eos_id must be < vocab size 5, got 9"),
-    (lambda: greedy_decode(LM, PROMPT, 3, eos_id=-1), "eos_id must be None or a token id >= 0, got -1"),
+    (lambda: greedy_decode(LM, PROMPT, 3, eos_id=-1), "eos_id must be a non-negative integer, got -1"),
     (lambda: greedy_decode(lambda ids: torch.zeros(5), PROMPT, 3), r"next_logits must return logits of shape \(B, V\)"),
     (lambda: exact_search(LM, PROMPT, 12), r"exact search would enumerate 5\*\*12 sequences"),
 ])
 def test_bad_input_raises_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: top_k_filter(torch.zeros(3), 1.5), "k must be an integer, got float 1.5"),
+    (lambda: top_k_filter(torch.zeros(3), True), "k must be an integer, got True"),
+    (lambda: top_k_filter(torch.zeros(3, dtype=torch.long), 1), "logits must be a floating-point tensor"),
+    (lambda: top_k_filter([0.0, 1.0], 1), "logits must be a torch.Tensor, got list"),
+    (lambda: top_p_filter(torch.zeros(3), "0.5"), "p must be a real number, got str"),
+    (lambda: sampling_distribution(torch.zeros(3), None), "temperature must be a real number, got NoneType"),
+    (lambda: greedy_decode(LM, torch.tensor([1.0]), 3), "prompt_ids must be a LongTensor"),
+    (lambda: greedy_decode(LM, [1, 2], 3), "prompt_ids must be a LongTensor"),
+    (lambda: greedy_decode(LM, PROMPT, 3.0), "max_new_tokens must be an integer, got float 3.0"),
+    (lambda: beam_search(LM, PROMPT, 2, 3, eos_id="0"), "eos_id must be an integer"),
+])
+def test_a_wrong_type_raises_a_clear_type_error(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_numpy_integers_are_accepted_as_sizes():
+    logits = torch.tensor([[0.5, 2.0, 1.0, -1.0]])
+    torch.testing.assert_close(top_k_filter(logits, np.int64(2)), top_k_filter(logits, 2))
+    torch.testing.assert_close(top_p_filter(logits, 0.5, min_tokens_to_keep=np.int32(2)),
+                               top_p_filter(logits, 0.5, min_tokens_to_keep=2))
+    torch.testing.assert_close(sampling_distribution(logits, np.float64(0.5), top_k=np.int64(2)),
+                               sampling_distribution(logits, 0.5, top_k=2))
+    assert torch.equal(greedy_decode(LM, PROMPT, np.int64(3), eos_id=np.int64(4)),
+                       greedy_decode(LM, PROMPT, 3, eos_id=4))
+    assert beam_search(LM, PROMPT, np.int64(2), torch.tensor(3)) == beam_search(LM, PROMPT, 2, 3)
 
 
 def test_prompts_longer_than_the_context_are_refused():

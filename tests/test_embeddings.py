@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -110,21 +111,49 @@ def test_ppmi_matches_the_definition_and_interchangeable_tokens_get_the_same_emb
 @pytest.mark.parametrize("call, message", [
     (lambda: lookup_as_matmul(torch.tensor([0, 9]), random_table(5, 2)),
      r"ids must be in \[0, 5\), got values in \[0, 9\]"),
-    (lambda: lookup_as_matmul(torch.tensor([0.0]), random_table(5, 2)), "ids must be a LongTensor"),
-    (lambda: lookup_as_matmul(torch.tensor([0]), torch.zeros(5)), r"table must be a 2-D floating-point tensor"),
+    (lambda: lookup_as_matmul(torch.tensor([0]), torch.zeros(5)), r"table must have 2 dimensions, got shape \(5,\)"),
     (lambda: cosine_similarities(random_table(5, 2), random_table(3, 4)), "queries must have D=2 columns"),
-    (lambda: nearest_neighbours(random_table(5, 2), 5), r"query must be a row index in \[0, 5\)"),
-    (lambda: nearest_neighbours(random_table(5, 2), 1, k=5), r"k must be an int in \[1, 4\], got 5"),
+    (lambda: nearest_neighbours(random_table(5, 2), 5), r"query must be an integer in \[0, 4\], got 5"),
+    (lambda: nearest_neighbours(random_table(5, 2), 1, k=5), r"k must be an integer in \[1, 4\], got 5"),
     (lambda: nearest_neighbours(random_table(5, 2), torch.zeros(2)), "query must be a non-zero vector"),
     (lambda: nearest_neighbours(random_table(5, 2), torch.zeros(3)), "query must be a row index or a vector"),
     (lambda: cooccurrence_counts([torch.tensor([0, 1])], 2, window=0), "window must be a positive integer, got 0"),
     (lambda: cooccurrence_counts([torch.tensor([0, 1])], 0), "vocab_size must be a positive integer, got 0"),
     (lambda: cooccurrence_counts([torch.tensor([[0, 1], [1, 0]])], 2), r"sequences\[0\] must be a 1-D LongTensor"),
-    (lambda: cooccurrence_counts([torch.tensor([0]), torch.tensor([0.0])], 2), r"sequences\[1\] must be a LongTensor"),
-    (lambda: cooccurrence_counts(torch.tensor([0, 1]), 2), "sequences must be a sequence of 1-D LongTensors"),
-    (lambda: ppmi_svd_embeddings([torch.tensor([0, 1])], 2, dim=3), r"dim must be an int in \[1, 2\], got 3"),
+    (lambda: ppmi_svd_embeddings([torch.tensor([0, 1])], 2, dim=3), r"dim must be an integer in \[1, 2\], got 3"),
     (lambda: ppmi_svd_embeddings([torch.tensor([0])], 2, dim=1), "no co-occurring pairs"),
 ])
 def test_bad_input_raises_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: lookup_as_matmul(torch.tensor([0.0]), random_table(5, 2)),
+     "ids must be a LongTensor of token ids, got dtype"),
+    (lambda: lookup_as_matmul([0, 1], random_table(5, 2)), "ids must be a LongTensor of token ids, got list"),
+    (lambda: lookup_as_matmul(torch.tensor([0]), torch.zeros(5, 2, dtype=torch.long)),
+     "table must be a floating-point tensor, got dtype torch.int64"),
+    (lambda: cosine_similarities(random_table(5, 2), [[1.0, 0.0]]), "queries must be a torch.Tensor, got list"),
+    (lambda: nearest_neighbours(random_table(5, 2), 1.0), "query must be an integer, got float 1.0"),
+    (lambda: nearest_neighbours(random_table(5, 2), True), "query must be an integer, got True"),
+    (lambda: nearest_neighbours(random_table(5, 2), 1, k=2.0), "k must be an integer, got float 2.0"),
+    (lambda: cooccurrence_counts([torch.tensor([0]), torch.tensor([0.0])], 2), r"sequences\[1\] must be a LongTensor"),
+    (lambda: cooccurrence_counts(torch.tensor([0, 1]), 2), "sequences must be a sequence of 1-D LongTensors"),
+    (lambda: cooccurrence_counts([torch.tensor([0, 1])], 2.0), "vocab_size must be an integer, got float 2.0"),
+])
+def test_a_wrong_type_raises_a_clear_type_error(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_numpy_integers_work_as_sizes_and_row_indices():
+    table = random_table(6, 3)
+    ids, sims = nearest_neighbours(table, np.int64(2), k=np.int64(3))
+    expected_ids, expected_sims = nearest_neighbours(table, 2, k=3)
+    assert torch.equal(ids, expected_ids) and torch.equal(sims, expected_sims)
+    assert torch.equal(nearest_neighbours(table, torch.tensor(2), k=3)[0], expected_ids)  # a 0-d tensor is an index
+    sequences = [torch.tensor([0, 1, 2, 1, 0, 3])]
+    torch.testing.assert_close(cooccurrence_counts(sequences, np.int64(4), window=np.int32(2)),
+                               cooccurrence_counts(sequences, 4, window=2))
+    assert ppmi_svd_embeddings(sequences, np.int64(4), dim=np.int64(2)).shape == (4, 2)

@@ -190,7 +190,7 @@ def test_targets_match_whole_name_components_only():
 def test_parameter_counts_per_layer_are_r_times_in_plus_out():
     model = tiny_gpt()
     add_lora(model, r=3, alpha=3, targets=["fc_in", "fc_out", "out_proj"])
-    for name, module in model.named_modules():
+    for module in model.modules():
         if isinstance(module, LoRALinear):
             counts = parameter_counts(module)
             assert counts.trainable == lora_parameter_count(module.in_features, module.out_features, 3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -193,10 +194,6 @@ def test_perplexity_overflows_to_inf_for_floats_and_tensors_alike():
         (torch.randn(3, 5), torch.tensor([0, 5, 1]),
          r"targets must lie in \[0, V\) = \[0, 5\) or equal ignore_index=-100, got 5"),
         (torch.randn(3, 5), torch.tensor([0, -1, 1]), r"got -1"),
-        (torch.randn(3, 5), torch.zeros(3), "targets must be an integer tensor of class indices, got torch.float32"),
-        (torch.randn(3, 5), [0, 1, 2], "got list"),
-        (torch.zeros(3, 5, dtype=torch.long), torch.zeros(3, dtype=torch.long),
-         "logits must be a floating-point tensor"),
         (torch.randn(3, 0), torch.zeros(3, dtype=torch.long), r"non-empty last dimension"),
     ],
 )
@@ -207,9 +204,31 @@ def test_cross_entropy_bad_input(logits, targets, message):
         cross_entropy_grad(logits, targets)
 
 
-def test_cross_entropy_bad_ignore_index():
-    with pytest.raises(ValueError, match="ignore_index must be an int, got 0.5"):
-        cross_entropy(torch.randn(2, 3), torch.zeros(2, dtype=torch.long), ignore_index=0.5)
+@pytest.mark.parametrize(
+    ("logits", "targets", "message"),
+    [
+        (torch.randn(3, 5), torch.zeros(3), "targets must be an integer tensor, got dtype torch.float32"),
+        (torch.randn(3, 5), [0, 1, 2], "targets must be a torch.Tensor, got list"),
+        (torch.zeros(3, 5, dtype=torch.long), torch.zeros(3, dtype=torch.long),
+         "logits must be a floating-point tensor, got dtype torch.int64"),
+        (torch.randn(3, 5).numpy(), torch.zeros(3, dtype=torch.long), "logits must be a torch.Tensor, got ndarray"),
+    ],
+)
+def test_cross_entropy_wrong_types(logits, targets, message):
+    with pytest.raises(TypeError, match=message):
+        cross_entropy(logits, targets)
+    with pytest.raises(TypeError, match=message):
+        cross_entropy_grad(logits, targets)
+
+
+def test_cross_entropy_ignore_index_must_be_an_integer():
+    logits, targets = torch.randn(2, 3), torch.tensor([0, 2])
+    with pytest.raises(TypeError, match="ignore_index must be an integer, got float 0.5"):
+        cross_entropy(logits, targets, ignore_index=0.5)
+    with pytest.raises(TypeError, match="ignore_index must be an integer, got True"):
+        cross_entropy(logits, targets, ignore_index=True)
+    torch.testing.assert_close(cross_entropy(logits, targets, ignore_index=np.int64(2)),
+                               cross_entropy(logits, targets, ignore_index=2))
 
 
 GOOD = torch.tensor([0.2, 0.8])
@@ -223,13 +242,37 @@ GOOD = torch.tensor([0.2, 0.8])
         (torch.tensor([float("nan"), 1.0]), "p contains NaN"),
         (torch.tensor([1.0, 2.0]), "sum to 1"),  # logits passed where probabilities belong
         (torch.tensor(1.0), "non-empty last dimension"),
-        (torch.tensor([1, 0]), "floating-point"),
+        (np.array([0.2, 0.7]), "p must sum to 1"),
     ],
 )
 def test_probability_checks(p, message):
     for call in (lambda: entropy(p), lambda: kl_divergence(p, GOOD), lambda: distribution_cross_entropy(p, GOOD)):
         with pytest.raises(ValueError, match=message):
             call()
+
+
+@pytest.mark.parametrize(
+    ("p", "message"),
+    [
+        (torch.tensor([1, 0]), "p must be a floating-point tensor, got dtype torch.int64"),
+        (np.array([1, 0]), "p must be a floating-point tensor, got dtype torch.int64"),
+        ([0.2, 0.8], "p must be a torch.Tensor, got list"),
+    ],
+)
+def test_probability_type_checks(p, message):
+    for call in (lambda: entropy(p), lambda: kl_divergence(p, GOOD), lambda: distribution_cross_entropy(p, GOOD)):
+        with pytest.raises(TypeError, match=message):
+            call()
+
+
+def test_entropy_and_kl_accept_numpy_arrays():
+    p, q = random_distributions((3, 6), seed=11, zeros=True), random_distributions((3, 6), seed=12)
+    torch.testing.assert_close(entropy(p.numpy()), entropy(p))
+    torch.testing.assert_close(kl_divergence(p.numpy(), q.numpy()), kl_divergence(p, q))
+    torch.testing.assert_close(kl_divergence(p.numpy(), q), kl_divergence(p, q))
+    torch.testing.assert_close(distribution_cross_entropy(p.numpy(), q.numpy()), distribution_cross_entropy(p, q))
+    torch.testing.assert_close(kl_divergence_log(np.log(q.numpy()), np.log(q.numpy())), torch.zeros(3, dtype=F64))
+    assert isinstance(entropy(np.array([0.5, 0.5])), torch.Tensor)
 
 
 def test_probability_tolerance_and_q_checks():
@@ -257,7 +300,19 @@ def test_kl_divergence_log_bad_input(log_p, log_q, message):
         kl_divergence_log(log_p, log_q)
 
 
-@pytest.mark.parametrize("loss", [-0.1, float("nan"), "1.0", torch.tensor([0.5, -1.0]), torch.tensor(1)])
-def test_perplexity_bad_input(loss):
-    with pytest.raises(ValueError, match="loss must be a non-negative cross-entropy"):
+@pytest.mark.parametrize(("loss", "error", "message"), [
+    (-0.1, ValueError, r"loss must be in \[0, inf\], got -0.1"),
+    (float("nan"), ValueError, "loss must be a finite number, got nan"),
+    (torch.tensor([0.5, -1.0]), ValueError, "loss must be a non-negative cross-entropy"),
+    ("1.0", TypeError, "loss must be a real number, got str '1.0'"),
+    (True, TypeError, "loss must be a real number, got bool True"),
+    (torch.tensor(1), TypeError, "loss must be a floating-point tensor, got dtype torch.int64"),
+])
+def test_perplexity_bad_input(loss, error, message):
+    with pytest.raises(error, match=message):
         perplexity(loss)
+
+
+def test_perplexity_of_numpy_scalars():
+    assert perplexity(np.float64(math.log(3))) == pytest.approx(3.0)
+    assert perplexity(np.int64(0)) == 1.0

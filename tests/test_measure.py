@@ -214,23 +214,29 @@ def test_cpu_seconds_runs_torch_on_one_thread_and_restores_it() -> None:
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"budget": 0}, "budget must be a positive number of seconds, got 0"),
-    ({"budget": -0.1}, "budget must be a positive number of seconds, got -0.1"),
-    ({"budget": math.inf}, "budget must be a positive number of seconds, got inf"),
-    ({"budget": math.nan}, "budget must be a positive number of seconds, got nan"),
-    ({"budget": True}, "budget must be a positive number of seconds, got True"),
-    ({"budget": "0.1"}, "budget must be a positive number of seconds, got '0.1'"),
-    ({"min_runs": 0}, "min_runs must be a positive integer, got 0"),
-    ({"min_runs": 2.0}, "min_runs must be a positive integer, got 2.0"),
-    ({"max_runs": False}, "max_runs must be a positive integer, got False"),
-    ({"min_runs": 5, "max_runs": 4}, "max_runs must be at least min_runs = 5, got 4"),
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"budget": 0}, ValueError, "budget must be positive, got 0.0"),
+    ({"budget": -0.1}, ValueError, "budget must be positive, got -0.1"),
+    ({"budget": math.inf}, ValueError, "budget must be a finite number, got inf"),
+    ({"budget": math.nan}, ValueError, "budget must be a finite number, got nan"),
+    ({"budget": True}, TypeError, "budget must be a real number, got bool True"),
+    ({"budget": "0.1"}, TypeError, "budget must be a real number, got str '0.1'"),
+    ({"min_runs": 0}, ValueError, "min_runs must be a positive integer, got 0"),
+    ({"min_runs": 2.0}, TypeError, "min_runs must be an integer, got float 2.0"),
+    ({"max_runs": False}, TypeError, "max_runs must be an integer, got False"),
+    ({"min_runs": 5, "max_runs": 4}, ValueError, "max_runs must be at least min_runs = 5, got 4"),
 ])
-def test_cpu_seconds_bad_inputs(kwargs: dict, message: str) -> None:
+def test_cpu_seconds_bad_inputs(kwargs: dict, error: type[Exception], message: str) -> None:
     calls = []
-    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+    with pytest.raises(error, match="^" + re.escape(message) + "$"):
         cpu_seconds(lambda: calls.append(1), **kwargs)
     assert calls == []  # rejected before fn runs
+
+
+def test_cpu_seconds_takes_numpy_run_counts() -> None:
+    calls = []
+    cpu_seconds(lambda: calls.append(1), budget=np.float64(1e-9), min_runs=np.int64(2), max_runs=np.int64(2))
+    assert len(calls) == 3  # one warm-up call, then exactly two timed calls
 
 
 def test_cpu_seconds_rejects_non_callables() -> None:

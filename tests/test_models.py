@@ -3,6 +3,9 @@ TinyEncoder with its tokenizer (heads, tying, bidirectionality, padding, segment
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
@@ -168,7 +171,8 @@ def test_next_token_logits_expose_the_model_limits_to_the_decoders():
     (lambda m: m(torch.zeros(3, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\)"),
     (lambda m: m(torch.zeros(1, 3)), r"ids must be a LongTensor of shape \(B, T\)"),
     (lambda m: m(torch.zeros(0, 3, dtype=torch.long)), r"ids must be a LongTensor of shape \(B, T\) with B, T >= 1"),
-    (lambda m: m(torch.zeros(1, 3, dtype=torch.long), caches=[]), r"caches must be a list of one KVCache per layer \(2\)"),
+    (lambda m: m(torch.zeros(1, 3, dtype=torch.long), caches=[]),
+     r"caches must be a list of one KVCache per layer \(2\)"),
 ])
 def test_bad_model_input_raises_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
@@ -178,13 +182,39 @@ def test_bad_model_input_raises_a_clear_value_error(call, message):
 @pytest.mark.parametrize("overrides, message", [
     ({"d_model": 30}, "d_model must be divisible by n_heads, got d_model=30, n_heads=4"),
     ({"vocab_size": 0}, "vocab_size must be a positive integer, got 0"),
-    ({"context_length": 2.5}, "context_length must be a positive integer, got 2.5"),
     ({"d_ff": -1}, "d_ff must be a positive integer, got -1"),
 ])
 def test_bad_config_raises_a_clear_value_error(overrides, message):
     config = dict(vocab_size=40, context_length=24, d_model=32, n_heads=4, n_layers=2) | overrides
     with pytest.raises(ValueError, match=message):
         TinyGPTConfig(**config)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"context_length": 2.5}, "context_length must be an integer, got float 2.5"),
+    ({"n_layers": True}, "n_layers must be an integer, got True"),
+])
+def test_config_of_the_wrong_type_raises_a_type_error(overrides, message):
+    config = dict(vocab_size=40, context_length=24, d_model=32, n_heads=4, n_layers=2) | overrides
+    with pytest.raises(TypeError, match=message):
+        TinyGPTConfig(**config)
+    with pytest.raises(TypeError, match=message):
+        TinyEncoderConfig(**config)
+    with pytest.raises(TypeError, match="config must be a TinyGPTConfig"):
+        TinyGPT(dict(vocab_size=40, context_length=24))
+    with pytest.raises(TypeError, match="config must be a TinyEncoderConfig"):
+        TinyEncoder(TinyGPTConfig(vocab_size=40, context_length=24))
+
+
+def test_configs_take_numpy_integer_sizes_and_store_ints():
+    config = TinyGPTConfig(vocab_size=np.int64(40), context_length=np.int32(24), d_model=np.int64(32),
+                           d_ff=np.int64(64))
+    assert config == TinyGPTConfig(vocab_size=40, context_length=24, d_model=32, d_ff=64)
+    assert all(type(v) is int for k, v in config.to_dict().items() if k != "dropout")
+    json.dumps(config.to_dict())  # JSON-able, as a checkpoint stores it
+    encoder = TinyEncoderConfig(vocab_size=np.int64(40), context_length=24, n_segments=np.int64(2), pad_id=np.int64(39))
+    assert (type(encoder.n_segments), type(encoder.pad_id)) == (int, int)
+    assert TinyGPT(config)(torch.zeros(1, 3, dtype=torch.long)).shape == (1, 3, 40)
 
 
 # --- TinyEncoder and its tokenizer -----------------------------------------------------------------
@@ -289,8 +319,8 @@ def test_bad_encoder_input_raises_a_clear_value_error(call, message):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"pad_id": 40}, r"pad_id must be None or an int in \[0, 40\), got 40"),
-    ({"n_segments": -1}, "n_segments must be an int >= 0, got -1"),
+    ({"pad_id": 40}, r"pad_id must be an integer in \[0, 39\], got 40"),
+    ({"n_segments": -1}, "n_segments must be a non-negative integer, got -1"),
     ({"d_model": 30}, "d_model must be divisible by n_heads"),
 ])
 def test_bad_encoder_config_raises_a_clear_value_error(overrides, message):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -90,7 +91,7 @@ def test_random_replacements_are_never_special_even_in_a_tiny_vocabulary():
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
 def test_mlm_mask_needs_long_ids(dtype):
-    with pytest.raises(ValueError, match=f"ids must be a LongTensor .* got {dtype}"):
+    with pytest.raises(TypeError, match=f"ids must be a LongTensor .* got {dtype}"):
         mlm_mask(torch.tensor([4, 5, 6], dtype=dtype), V, MASK, SPECIAL)
 
 
@@ -122,13 +123,12 @@ def test_mlm_loss_counts_only_selected_positions():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"p": 0.0}, r"p must be in \(0, 1\), got 0.0"),
-        ({"p": 1.0}, r"p must be in \(0, 1\), got 1.0"),
+        ({"p": 0.0}, r"p must be in \(0, 1\), got 0"),
+        ({"p": 1.0}, r"p must be in \(0, 1\), got 1"),
         ({"p": 1.5}, r"got 1.5"),
-        ({"ids": torch.zeros(3)}, r"ids must be a LongTensor \(torch.long\) of token ids, got torch.float32"),
         ({"ids": torch.tensor([5, V])}, r"ids must lie in \[0, vocab_size\) = \[0, 500\), got values in \[5, 500\]"),
-        ({"mask_id": V}, r"mask_id and special_ids must be ints in \[0, 500\), got 500"),
-        ({"special_ids": (0, -1)}, "got -1"),
+        ({"mask_id": V}, r"mask_id must be an integer in \[0, 499\], got 500"),
+        ({"special_ids": (0, -1)}, r"special_ids\[1\] must be an integer in \[0, 499\], got -1"),
         ({"vocab_size": 0}, "vocab_size must be a positive integer, got 0"),
         ({"vocab_size": 4, "ids": torch.tensor([0, 1])}, "every id is special"),
     ],
@@ -137,6 +137,31 @@ def test_mlm_mask_bad_input(kwargs, message):
     args = {"ids": torch.tensor([4, 5, 6]), "vocab_size": V, "mask_id": MASK, "special_ids": SPECIAL} | kwargs
     with pytest.raises(ValueError, match=message):
         mlm_mask(**args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ids": torch.zeros(3)}, r"ids must be a LongTensor \(torch.long\) of token ids, got torch.float32"),
+        ({"ids": [4, 5, 6]}, r"ids must be a LongTensor \(torch.long\) of token ids, got list"),
+        ({"p": "0.15"}, "p must be a real number, got str"),
+        ({"mask_id": 3.0}, "mask_id must be an integer, got float 3.0"),
+        ({"special_ids": (0, True)}, r"special_ids\[1\] must be an integer, got True"),
+        ({"vocab_size": 500.0}, "vocab_size must be an integer, got float 500.0"),
+    ],
+)
+def test_mlm_mask_wrong_types(kwargs, message):
+    args = {"ids": torch.tensor([4, 5, 6]), "vocab_size": V, "mask_id": MASK, "special_ids": SPECIAL} | kwargs
+    with pytest.raises(TypeError, match=message):
+        mlm_mask(**args)
+
+
+def test_mlm_mask_takes_numpy_integers():
+    ids = batch(4, 30, seed=21)
+    special = [np.int64(s) for s in SPECIAL]
+    a = mlm_mask(ids, np.int64(V), np.int64(MASK), special, generator=torch.Generator().manual_seed(22))
+    b = mlm_mask(ids, V, MASK, SPECIAL, generator=torch.Generator().manual_seed(22))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
 def corpus(n_docs: int = 300, seed: int = 0) -> list[list[str]]:
@@ -222,14 +247,34 @@ def test_pairs_work_on_token_lists_and_are_reproducible():
     [
         ([["a", "b"], ["c"]], {}, r"documents\[1\] has 1 sentence\(s\); NSP and SOP pairs need at least 2"),
         ([["a", "b"], []], {}, r"documents\[1\] has 0 sentence"),
-        ([["a", "b"], "cd"], {}, r"documents\[1\] must be a sequence of sentences, got str"),
         ([], {}, "documents must be a non-empty sequence"),
-        ([["a", "b"], ["c", "d"]], {"max_sentences": 1}, "max_sentences must be an int >= 2"),
+        ([["a", "b"], ["c", "d"]], {"max_sentences": 1}, "max_sentences must be an integer >= 2, got 1"),
     ],
 )
 def test_pairs_bad_input(make, documents, kwargs, message):
     with pytest.raises(ValueError, match=message):
         make(documents, **kwargs)
+
+
+@pytest.mark.parametrize("make", [make_nsp_pairs, make_sop_pairs])
+@pytest.mark.parametrize(
+    ("documents", "kwargs", "message"),
+    [
+        ([["a", "b"], "cd"], {}, r"documents\[1\] must be a sequence of sentences, got str"),
+        ("ab", {}, "documents must be a sequence of documents .* got str"),
+        ([["a", "b"], ["c", "d"]], {"max_sentences": 2.0}, "max_sentences must be an integer, got float 2.0"),
+    ],
+)
+def test_pairs_wrong_types(make, documents, kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        make(documents, **kwargs)
+
+
+@pytest.mark.parametrize("make", [make_nsp_pairs, make_sop_pairs])
+def test_pairs_take_a_numpy_integer_max_sentences(make):
+    documents = [list("abcdefg"), list("hijkl"), list("mnop")]
+    assert make(documents, torch.Generator().manual_seed(3), max_sentences=np.int64(3)) == make(
+        documents, torch.Generator().manual_seed(3), max_sentences=3)
 
 
 def test_nsp_needs_two_documents():

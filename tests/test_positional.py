@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -66,8 +67,12 @@ def test_positional_bad_inputs() -> None:
         sinusoidal_positions(4, 7)
     with pytest.raises(ValueError, match="n_positions must be a positive integer, got 0"):
         sinusoidal_positions(0, 8)
-    with pytest.raises(ValueError, match="base must be"):
+    with pytest.raises(ValueError, match=r"base must be in \(1, inf\), got 1"):
         sinusoidal_positions(4, 8, base=1.0)
+    with pytest.raises(TypeError, match="base must be a real number, got str '10000'"):
+        sinusoidal_positions(4, 8, base="10000")
+    with pytest.raises(TypeError, match="d_model must be an integer, got float 8.0"):
+        LearnedPositions(8, 8.0)
     table = LearnedPositions(8, 4)
     with pytest.raises(ValueError, match=r"in \[0, n_positions=8\), got values from 0 to 8"):
         table(torch.arange(9))
@@ -123,10 +128,16 @@ def test_rope_scores_depend_only_on_the_offset(m: int, n: int, shift: int, seed:
 def test_rope_bad_inputs() -> None:
     with pytest.raises(ValueError, match="must be even for RoPE, got 7"):
         apply_rope(randn(3, 7))
-    with pytest.raises(ValueError, match=r"positions must be a tensor of shape \(T,\) = \(3,\)"):
+    with pytest.raises(ValueError, match=r"positions must have shape \(T,\) = \(3,\), got \(4,\)"):
         apply_rope(randn(3, 8), torch.arange(4))
-    with pytest.raises(ValueError, match=r"\(\.\.\., T, d\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., T, d\), got \(8,\)"):
         apply_rope(randn(8))
+    with pytest.raises(TypeError, match="x must be a floating-point tensor, got dtype torch.int64"):
+        apply_rope(torch.ones(3, 8, dtype=torch.long))
+    with pytest.raises(TypeError, match="positions must be a torch.Tensor, got list"):
+        apply_rope(randn(3, 8), [0, 1, 2])
+    with pytest.raises(ValueError, match="base must be a finite number, got nan"):
+        apply_rope(randn(3, 8), base=math.nan)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,5 +206,11 @@ def test_alibi_bad_inputs() -> None:
         alibi_slopes(0)
     with pytest.raises(ValueError, match="n_positions must be a positive integer, got 0"):
         alibi_bias(4, 0)
-    with pytest.raises(ValueError, match="dtype must be a floating-point torch.dtype, got torch.int64"):
+    with pytest.raises(TypeError, match="dtype must be a floating-point torch.dtype, got torch.int64"):
         alibi_bias(4, 3, dtype=torch.long)
+
+
+def test_numpy_integer_sizes() -> None:
+    torch.testing.assert_close(sinusoidal_positions(np.int64(5), np.int64(8)), sinusoidal_positions(5, 8))
+    assert LearnedPositions(np.int64(6), np.int32(4)).table.weight.shape == (6, 4)
+    torch.testing.assert_close(alibi_bias(np.int64(3), np.int64(4)), alibi_bias(3, 4))

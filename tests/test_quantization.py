@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -103,26 +104,40 @@ def test_quantized_copy_rounds_matrices_only_and_leaves_the_model_alone():
         assert torch.equal(state[key], before[key])  # vectors keep full precision
 
 
-@pytest.mark.parametrize("bits", [1, 17, 4.0, True, "8"])
-def test_bad_bits(bits):
-    with pytest.raises(ValueError, match=r"bits must be an int in \[2, 16\], got"):
+@pytest.mark.parametrize("bits, error, message", [
+    (1, ValueError, r"bits must be an integer in \[2, 16\], got 1"),
+    (17, ValueError, r"bits must be an integer in \[2, 16\], got 17"),
+    (4.0, TypeError, "bits must be an integer, got float 4.0"),
+    (True, TypeError, "bits must be an integer, got True"),
+    ("8", TypeError, "bits must be an integer, got str '8'"),
+])
+def test_bad_bits(bits, error, message):
+    with pytest.raises(error, match=message):
         quantize_absmax(torch.ones(2, 2), bits)
-    with pytest.raises(ValueError, match="bits must be"):
+    with pytest.raises(error, match=message):
         quantized_copy(nn.Linear(2, 2), bits)
 
 
-@pytest.mark.parametrize("weights, message", [
-    (torch.ones(2, 2, dtype=torch.long), "floating-point"),
-    (torch.tensor(1.0), "at least one dimension"),
-    ([1.0, 2.0], "got list"),
-    (torch.tensor([1.0, math.nan]), "finite"),
-    (torch.tensor([1.0, math.inf]), "finite"),
+def test_numpy_integer_bits():
+    weights = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    q, scale = quantize_absmax(weights, np.int64(4))
+    expected_q, expected_scale = quantize_absmax(weights, 4)
+    assert torch.equal(q, expected_q) and torch.equal(scale, expected_scale) and q.dtype == torch.int8
+    assert torch.equal(fake_quantize(weights, np.int32(12)), fake_quantize(weights, 12))
+
+
+@pytest.mark.parametrize("weights, error, message", [
+    (torch.ones(2, 2, dtype=torch.long), TypeError, "weights must be a floating-point tensor, got dtype torch.int64"),
+    (torch.tensor(1.0), ValueError, "at least one dimension"),
+    ([1.0, 2.0], TypeError, "weights must be a torch.Tensor, got list"),
+    (torch.tensor([1.0, math.nan]), ValueError, "finite"),
+    (torch.tensor([1.0, math.inf]), ValueError, "finite"),
 ])
-def test_bad_weights(weights, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_weights(weights, error, message):
+    with pytest.raises(error, match=message):
         quantize_absmax(weights, 8)
 
 
 def test_bad_model():
-    with pytest.raises(ValueError, match="model must be a torch.nn.Module, got dict"):
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got dict"):
         quantized_copy({}, 8)

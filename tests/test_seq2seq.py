@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,8 @@ def small_model(attention: bool, seed: int = 0) -> Seq2Seq:
 def test_task_vocabulary_is_the_worlds_entity_words():
     world = load_world()
     assert len(TASK.words) == 24 + 8 + 8 + 6 + 6 == 52 and TASK.vocab_size == 55
-    assert set(TASK.words) == set(world.names) | set(world.cities) | set(world.jobs) | set(world.pets) | set(world.colours)
+    assert set(TASK.words) == (set(world.names) | set(world.cities) | set(world.jobs) | set(world.pets)
+                               | set(world.colours))
     words = [world.names[0], world.cities[0], "teacher"]
     assert TASK.decode(TASK.encode(words)) == words
     assert TASK.decode([BOS, *TASK.encode(words), EOS, *TASK.encode(["cat"])]) == words  # stops at EOS
@@ -233,21 +235,34 @@ def test_fit_sets_each_steps_learning_rate(monkeypatch):
 # --- bad inputs ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"vocab_size": 0}, "vocab_size must be a positive integer, got 0"),
-    ({"vocab_size": 10, "d_hidden": 2.5}, "d_hidden must be a positive integer, got 2.5"),
-    ({"vocab_size": 10, "attention": 1}, "attention must be a bool, got 1"),
-    ({"vocab_size": 10, "d_attention": -1}, "d_attention must be a positive integer, got -1"),
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"vocab_size": 0}, ValueError, "vocab_size must be a positive integer, got 0"),
+    ({"vocab_size": 10, "d_hidden": 2.5}, TypeError, "d_hidden must be an integer, got float 2.5"),
+    ({"vocab_size": 10, "attention": 1}, TypeError, "attention must be a bool, got int 1"),
+    ({"vocab_size": 10, "d_attention": -1}, ValueError, "d_attention must be a positive integer, got -1"),
 ])
-def test_bad_config_raises(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_config_raises(kwargs, error, message):
+    with pytest.raises(error, match=message):
         Seq2SeqConfig(**kwargs)
+
+
+def test_numpy_integer_sizes_are_accepted_and_stored_as_ints():
+    config = Seq2SeqConfig(np.int64(55), d_embed=np.int64(8), d_hidden=np.int32(16), attention=True,
+                           d_attention=np.int64(8))
+    assert config == Seq2SeqConfig(55, d_embed=8, d_hidden=16, attention=True, d_attention=8)
+    assert all(type(v) is int for k, v in config.to_dict().items() if k != "attention")
+    assert Seq2Seq(config).num_parameters() == Seq2Seq(Seq2SeqConfig(55, 8, 16, True, 8)).num_parameters()
+    assert GRUDecoder(np.int64(10), np.int64(4), np.int64(6)).gru.hidden_size == 6  # nn.GRU refuses numpy ints
+    sampled = TASK.sample(np.int64(3), np.int64(2), np.int64(4), seed=np.int64(0))
+    batched = TASK.batch([[np.int64(3), 4]])
+    for got, expected in ((sampled, TASK.sample(3, 2, 4, seed=0)), (batched, TASK.batch([[3, 4]]))):
+        assert all(torch.equal(a, b) for a, b in zip(vars(got).values(), vars(expected).values()))
 
 
 def test_bad_task_inputs_raise():
     with pytest.raises(ValueError, match="words must be a non-empty tuple of distinct words"):
         ReversalTask(("a", "a"))
-    with pytest.raises(ValueError, match="world must be a course_lib.world.World"):
+    with pytest.raises(TypeError, match="world must be a course_lib.world.World, got str"):
         ReversalTask.from_world("world")
     with pytest.raises(ValueError, match=r"unknown words \['Paris'\]"):
         TASK.encode(["Paris"])
@@ -261,51 +276,65 @@ def test_bad_task_inputs_raise():
         TASK.sample(4, 5, 3, seed=0)
     with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
         TASK.sample(0, 2, 3, seed=0)
-    with pytest.raises(ValueError, match="seed must be a non-negative int or a torch.Generator, got -1"):
+    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
         TASK.sample(4, 2, 3, seed=-1)
-    with pytest.raises(ValueError, match="words must be a tuple of str"):
+    with pytest.raises(TypeError, match="seed must be an integer, got float 1.5"):
+        TASK.sample(4, 2, 3, seed=1.5)
+    with pytest.raises(TypeError, match="words must be a tuple of str"):
         ReversalTask(["a", "b"])
-    with pytest.raises(ValueError, match=r"sources must hold int ids, got \[3.7\]"):
-        TASK.batch([[3.7]])
+    with pytest.raises(TypeError, match=r"sources\[0\]\[1\] must be an integer, got float 3.7"):
+        TASK.batch([[3, 3.7]])
 
 
 def test_bad_model_inputs_raise():
     model = small_model(True)
     batch = TASK.sample(3, 2, 4, seed=0)
-    with pytest.raises(ValueError, match="src must be a non-empty LongTensor of shape"):
+    with pytest.raises(TypeError, match="src must be a LongTensor, got dtype torch.float32"):
         model(batch.src.float(), batch.src_lengths, batch.tgt_in)
+    with pytest.raises(ValueError, match=r"src must be a non-empty LongTensor of shape \(B, T\), got shape \(3,\)"):
+        model(batch.src[:, 0], batch.src_lengths, batch.tgt_in)
     with pytest.raises(ValueError, match=r"src_lengths must be in \[1, "):
         model(batch.src, batch.src_lengths + 10, batch.tgt_in)
     with pytest.raises(ValueError, match=r"src_lengths must be a LongTensor of shape \(3,\)"):
         model(batch.src, batch.src_lengths[:2], batch.tgt_in)
+    with pytest.raises(TypeError, match="src_lengths must be a LongTensor, got list"):
+        model(batch.src, batch.src_lengths.tolist(), batch.tgt_in)
     with pytest.raises(ValueError, match=r"tgt_in must be in \[0, 55\), got values in"):
         model(batch.src, batch.src_lengths, batch.tgt_in + 100)
     with pytest.raises(ValueError, match="tgt_in must have the source's batch size 3, got 2"):
         model(batch.src, batch.src_lengths, batch.tgt_in[:2])
     with pytest.raises(ValueError, match="tgt_out must have tgt_in's shape"):
         model.loss(Batch(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out[:, :-1]))
-    with pytest.raises(ValueError, match="batch must be a Batch"):
+    with pytest.raises(TypeError, match="batch must be a Batch, got tuple"):
         model.loss((batch.src, batch.tgt_out))
+    with pytest.raises(TypeError, match="batch must be a Batch, got tuple"):
+        exact_match(model, (batch.src, batch.tgt_out))
     with pytest.raises(ValueError, match="max_length must be a positive integer, got 0"):
         model.greedy_decode(batch.src, batch.src_lengths, 0)
-    with pytest.raises(ValueError, match="config must be a Seq2SeqConfig"):
+    with pytest.raises(TypeError, match="config must be a Seq2SeqConfig"):
         Seq2Seq({"vocab_size": 55})
     with pytest.raises(ValueError, match="mask must leave at least one source position per row"):
         model.decoder.attention(torch.zeros(1, 16), torch.zeros(1, 3, 16), torch.zeros(1, 3, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(1, 3\)"):
+    with pytest.raises(TypeError, match="mask must be a bool tensor, got dtype torch.float32"):
         model.decoder.attention(torch.zeros(1, 16), torch.zeros(1, 3, 16), torch.ones(1, 3))
+    with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(1, 3\), got shape \(1, 2\)"):
+        model.decoder.attention(torch.zeros(1, 16), torch.zeros(1, 3, 16), torch.ones(1, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match="d_attention must be a positive integer, got 0"):
         AttentionGRUDecoder(10, 4, 4, 0)
-    with pytest.raises(ValueError, match="d_hidden must be a positive int"):
+    with pytest.raises(ValueError, match="d_hidden must be a positive integer, got 0"):
         GRUDecoder(10, 4, 0)
     with pytest.raises(ValueError, match="model.config.vocab_size must equal task.vocab_size=55, got 10"):
         fit(Seq2Seq(Seq2SeqConfig(10)), TASK, 1, 2, 2, 3, lambda step: 1e-3, torch.Generator())
     fit_model = small_model(False)
-    with pytest.raises(ValueError, match="generator must be a torch.Generator, got 0"):
+    with pytest.raises(TypeError, match="model must be a Seq2Seq and task a ReversalTask, got Seq2Seq and tuple"):
+        fit(fit_model, ("a", "b"), 3, 2, 2, 3, lambda step: 1e-3, torch.Generator())
+    with pytest.raises(TypeError, match="generator must be a torch.Generator, got int"):
         fit(fit_model, TASK, 3, 2, 2, 3, lambda step: 1e-3, 0)  # an int would repeat one batch
-    with pytest.raises(ValueError, match="learning_rate must be a function of the step, got 0.01"):
+    with pytest.raises(TypeError, match="learning_rate must be a function of the step, got float"):
         fit(fit_model, TASK, 3, 2, 2, 3, 0.01, torch.Generator())
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         fit(fit_model, TASK, 3, 0, 2, 3, lambda step: 1e-3, torch.Generator())
+    with pytest.raises(ValueError, match="grad_clip must be positive, got 0.0"):
+        fit(fit_model, TASK, 3, 2, 2, 3, lambda step: 1e-3, torch.Generator(), grad_clip=0.0)
     with pytest.raises(ValueError, match="lengths must be a positive integer, got 0"):
         accuracy_by_length(fit_model, TASK, [0], n=2, seed=0)

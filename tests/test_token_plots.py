@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -169,16 +170,17 @@ def test_plot_tokens_rejects_bad_inputs():
     fig, ax = subplots()
     with pytest.raises(TypeError, match="sequence of str or bytes, got str"):
         plot_tokens(ax, "abc")
-    with pytest.raises(ValueError, match="fontsize must be a positive number, got 0"):
+    with pytest.raises(ValueError, match="fontsize must be positive, got 0.0"):
         plot_tokens(ax, ["a"], fontsize=0)
     with pytest.raises(ValueError, match="empty pieces"):
         plot_tokens(ax, ["a", ""])
-    with pytest.raises(ValueError, match="width must be a positive number, got 0"):
+    with pytest.raises(ValueError, match="width must be positive, got 0.0"):
         rows_needed(["a"], width=0)
-    with pytest.raises(ValueError, match="width must be a positive number, got '3'"):
+    with pytest.raises(TypeError, match="width must be a real number, got str '3'"):
         rows_needed(["a"], width="3")
-    with pytest.raises(ValueError, match="width must be a positive number, got True"):
+    with pytest.raises(TypeError, match="width must be a real number, got bool True"):
         rows_needed(["a"], width=True)
+    assert rows_needed(["a", "b"], width=np.float64(3.0), fontsize=np.int64(12)) == rows_needed(["a", "b"], 3.0)
     plt.close(fig)
 
 
@@ -206,7 +208,9 @@ def test_token_figure_fits_its_panels(bpe):
 def test_token_figure_rejects_bad_inputs():
     with pytest.raises(ValueError, match="non-empty mapping"):
         token_figure({})
-    with pytest.raises(ValueError, match="width must be a positive number, got -1"):
+    with pytest.raises(TypeError, match="panels must be a mapping of title -> pieces, got list"):
+        token_figure([["a"]])
+    with pytest.raises(ValueError, match="width must be positive, got -1.0"):
         token_figure({"a": ["a"]}, width=-1)
     with pytest.raises(ValueError, match=r"width must be more than the two 0.15-inch margins \(0.3 inches\), got 0.2"):
         token_figure({"a": ["a"]}, width=0.2)

@@ -312,7 +312,7 @@ def test_verbose_prints_each_merge(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_decode_replaces_invalid_utf8(gpt2_bpe: BPETokenizer) -> None:
-    emoji = "😀".encode("utf-8")  # four bytes
+    emoji = "😀".encode()  # four bytes
     assert gpt2_bpe.decode([emoji[0]]) == "\ufffd"
     assert gpt2_bpe.decode(list(emoji)) == "😀"
     assert gpt2_bpe.decode([]) == ""
@@ -367,9 +367,9 @@ def test_load_rejects_bad_files(tmp_path: Path, content: str, match: str) -> Non
 def test_bpe_bad_inputs(gpt2_bpe: BPETokenizer) -> None:
     with pytest.raises(ValueError, match="text must be a non-empty str, got ''"):
         BPETokenizer().train("", 300)
-    with pytest.raises(ValueError, match="vocab_size must be at least 256, got 255"):
+    with pytest.raises(ValueError, match="vocab_size must be an integer >= 256, got 255"):
         BPETokenizer().train("abc", 255)
-    with pytest.raises(TypeError, match="vocab_size must be an int, got 300.0"):
+    with pytest.raises(TypeError, match="vocab_size must be an integer, got float 300.0"):
         BPETokenizer().train("abc", 300.0)
     with pytest.raises(TypeError, match="text must be a str, got bytes"):
         gpt2_bpe.encode(b"abc")
@@ -381,11 +381,11 @@ def test_bpe_bad_inputs(gpt2_bpe: BPETokenizer) -> None:
         gpt2_bpe.decode([1, 400])
     with pytest.raises(ValueError, match=r"ids\[0\] = -1"):
         gpt2_bpe.decode([-1])
-    with pytest.raises(TypeError, match="ids must contain ints, got 'a' at position 1"):
+    with pytest.raises(TypeError, match=r"ids\[1\] must be an integer, got str 'a'"):
         gpt2_bpe.decode([1, "a"])
-    with pytest.raises(TypeError, match="ids must contain ints, got 1.0"):
+    with pytest.raises(TypeError, match=r"ids\[0\] must be an integer, got float 1.0"):
         gpt2_bpe.decode([1.0])
-    with pytest.raises(TypeError, match="ids must contain ints, got True"):
+    with pytest.raises(TypeError, match=r"ids\[0\] must be an integer, got True"):
         gpt2_bpe.decode([True])
     with pytest.raises(TypeError, match="ids must be an iterable of ints, got str"):
         gpt2_bpe.decode("abc")
@@ -400,8 +400,26 @@ def test_bad_patterns() -> None:
         BPETokenizer(r"(\w+)|\s+")
     with pytest.raises(TypeError, match="pattern must be a str or None, got int"):
         BPETokenizer(3)
-    with pytest.raises(TypeError, match="n_merges must be an int"):
+    with pytest.raises(TypeError, match="n_merges must be an integer, got str '3'"):
         naive_bpe_merges("abc", "3")
+    with pytest.raises(ValueError, match="n_merges must be a non-negative integer, got -1"):
+        naive_bpe_merges("abc", -1)
+
+
+def test_numpy_integers_as_sizes_and_ids(gpt2_bpe: BPETokenizer) -> None:
+    text = "the cat sat on the mat, the cat ate"
+    trained, expected = BPETokenizer(), BPETokenizer()
+    trained.train(text, np.int64(262))
+    expected.train(text, 262)
+    assert trained.merges == expected.merges
+    assert naive_bpe_merges(text, np.int64(3)) == naive_bpe_merges(text, 3)
+    ids = gpt2_bpe.encode("a cat")
+    assert gpt2_bpe.decode(np.array(ids)) == gpt2_bpe.decode(ids) == "a cat"
+    assert gpt2_bpe.decode(torch.tensor(ids)) == "a cat"  # 0-d integer tensors, one per id
+    words = WordLevelTokenizer()
+    words.train("a b a c", np.int64(3))
+    assert words.vocab_size == 3
+    assert WordPieceTokenizer(max_input_chars_per_word=np.int64(5)).max_input_chars_per_word == 5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,14 +457,16 @@ def test_word_level_bad_inputs() -> None:
     tokenizer = WordLevelTokenizer()
     with pytest.raises(ValueError, match="text must be a non-empty str"):
         tokenizer.train("", 10)
-    with pytest.raises(ValueError, match="vocab_size must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="vocab_size must be a positive integer, got 0"):
         tokenizer.train("a b", 0)
     with pytest.raises(ValueError, match=r"vocab must contain '\[UNK\]'"):
         WordLevelTokenizer(["a", "b"])
     with pytest.raises(ValueError, match="must not repeat tokens"):
         WordLevelTokenizer([UNK_TOKEN, "a", "a"])
-    with pytest.raises(ValueError, match="non-empty strs, got 3 at position 1"):
+    with pytest.raises(TypeError, match="vocab must contain strs, got 3 at position 1"):
         WordLevelTokenizer([UNK_TOKEN, 3])
+    with pytest.raises(ValueError, match="non-empty strs, got '' at position 1"):
+        WordLevelTokenizer([UNK_TOKEN, ""])
     with pytest.raises(TypeError, match="vocab must be a sequence of str, got str"):
         WordLevelTokenizer("[UNK]")
     with pytest.raises(ValueError, match=r"ids\[0\] = 1 is outside"):
@@ -523,15 +543,15 @@ def test_wordpiece_training_stops_early_and_bad_inputs() -> None:
     with pytest.warns(UserWarning, match="WordPiece training stopped at vocab_size 4 instead of 50"):
         tokenizer.train("ab ab", 50)  # [UNK] ##b a, then "ab": no pair left
     assert tokenizer.vocab == [UNK_TOKEN, "##b", "a", "ab"]
-    with pytest.raises(ValueError, match="vocab_size must be at least 3, got 2"):
+    with pytest.raises(ValueError, match="vocab_size must be an integer >= 3, got 2"):
         tokenizer.train("ab ab", 2)
     with pytest.raises(ValueError, match="text must contain at least one word"):
         tokenizer.train("   ", 10)
     with pytest.raises(ValueError, match="text must be a non-empty str"):
         tokenizer.train("", 10)
-    with pytest.raises(TypeError, match="max_input_chars_per_word must be an int"):
+    with pytest.raises(TypeError, match="max_input_chars_per_word must be an integer, got float 1.5"):
         WordPieceTokenizer(max_input_chars_per_word=1.5)
-    with pytest.raises(ValueError, match="max_input_chars_per_word must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="max_input_chars_per_word must be a positive integer, got 0"):
         WordPieceTokenizer(max_input_chars_per_word=0)
-    with pytest.raises(TypeError, match="ids must contain ints"):
+    with pytest.raises(TypeError, match=r"ids\[0\] must be an integer, got str 'ab'"):
         tokenizer.decode(["ab"])

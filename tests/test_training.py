@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,20 +51,33 @@ def test_clipping_bounds_the_global_gradient_norm():
     assert norm == pytest.approx(0.5, rel=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, match", [({"lr": -0.1}, r"lr must be a number in \[0, inf\), got -0.1"),
-                                           ({"lr": math.inf}, r"lr must be a number in \[0, inf\), got inf"),
-                                           ({"lr": "0.1"}, r"lr must be a number in \[0, inf\), got '0.1'"),
-                                           ({"lr": 0.1, "grad_clip": -1.0}, "grad_clip must be > 0")])
-def test_bad_arguments_are_named(kwargs, match):
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"lr": -0.1}, ValueError, "lr must be >= 0, got -0.1"),
+    ({"lr": math.inf}, ValueError, "lr must be a finite number, got inf"),
+    ({"lr": "0.1"}, TypeError, "lr must be a real number, got str '0.1'"),
+    ({"lr": True}, TypeError, "lr must be a real number, got bool True"),
+    ({"lr": 0.1, "grad_clip": -1.0}, ValueError, "grad_clip must be positive, got -1.0"),
+    ({"lr": 0.1, "grad_clip": "1"}, TypeError, "grad_clip must be a real number, got str '1'"),
+])
+def test_bad_arguments_are_named(kwargs, error, match):
     model, loss = _model_and_loss()
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         optimizer_step(torch.optim.SGD(model.parameters(), lr=1.0), loss, **kwargs)
+
+
+def test_numpy_numbers_are_accepted_as_rates():
+    model, loss = _model_and_loss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    optimizer_step(optimizer, loss, lr=np.float64(0.25), grad_clip=np.float32(10.0))
+    assert optimizer.param_groups[0]["lr"] == 0.25 and type(optimizer.param_groups[0]["lr"]) is float
 
 
 def test_loss_must_be_a_scalar_tensor():
     model, _ = _model_and_loss()
-    with pytest.raises(ValueError, match="loss must be a scalar tensor"):
+    with pytest.raises(ValueError, match=r"loss must be a scalar tensor, got shape \(2,\)"):
         optimizer_step(torch.optim.SGD(model.parameters(), lr=1.0), torch.ones(2), lr=0.1)
+    with pytest.raises(TypeError, match="loss must be a torch.Tensor, got float"):
+        optimizer_step(torch.optim.SGD(model.parameters(), lr=1.0), 1.0, lr=0.1)
 
 
 def test_a_non_finite_loss_and_a_missing_optimizer_are_refused():
@@ -73,5 +87,5 @@ def test_a_non_finite_loss_and_a_missing_optimizer_are_refused():
     with pytest.raises(ValueError, match="loss must be finite, got nan"):
         optimizer_step(optimizer, loss * math.nan, lr=0.1, grad_clip=1.0)
     assert all(torch.equal(p, p0) for p, p0 in zip(model.parameters(), before))  # no step taken
-    with pytest.raises(ValueError, match="optimizer must be a torch.optim.Optimizer, got NoneType"):
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got NoneType"):
         optimizer_step(None, loss, lr=0.1)

@@ -4,6 +4,7 @@ encoder-decoder wiring."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -220,10 +221,14 @@ def test_dropout_is_active_in_training_only() -> None:
 
 
 def test_bad_inputs() -> None:
-    with pytest.raises(ValueError, match="norm_position must be 'pre' or 'post', got 'middle'"):
+    with pytest.raises(ValueError, match="norm_position must be one of 'pre', 'post'; got 'middle'"):
         DecoderBlock(D, H, norm_position="middle")
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.5"):
         EncoderBlock(D, H, dropout=1.5)
+    with pytest.raises(TypeError, match="dropout must be a real number, got str '0.1'"):
+        EncoderBlock(D, H, dropout="0.1")
+    with pytest.raises(TypeError, match="n_layers must be an integer, got float 2.0"):
+        Encoder(2.0, D, H)
     with pytest.raises(ValueError, match="d_ff must be a positive integer, got 0"):
         MLP(D, 0)
     with pytest.raises(ValueError, match="d_model must be a positive integer, got 0"):
@@ -242,3 +247,10 @@ def test_bad_inputs() -> None:
         plain(x, memory_mask=torch.ones(3, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"one KVCache per layer \(2\), got 1"):
         Decoder(2, D, H)(x, caches=[KVCache()])
+
+
+def test_numpy_integer_sizes() -> None:
+    assert MLP(np.int64(D)).fc_in.out_features == 4 * D
+    assert MLP(np.int64(D), np.int64(16)).fc_in.out_features == 16
+    assert len(Encoder(np.int64(2), np.int64(D), np.int64(H))(randn(1, 3, D)).shape) == 3
+    assert len(Decoder(np.int64(3), D, H).new_caches()) == 3

@@ -253,8 +253,9 @@ def test_zero_probability_choices_raise():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(n_people=1), "n_people"), (dict(n_jobs=99), "n_jobs"), (dict(bias=1.5), "bias"),
-    (dict(seed=-1), "seed"), (dict(n_cities=0), "n_cities"), (dict(seed=True), "seed"),
+    (dict(n_people=1), r"n_people must be an integer in \[2, 500\], got 1"), (dict(n_jobs=99), "n_jobs"),
+    (dict(bias=1.5), r"bias must be in \[0, 1\], got 1.5"), (dict(seed=-1), "seed must be an integer >= 0, got -1"),
+    (dict(n_cities=0), "n_cities"),
 ])
 def test_generate_rejects_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -262,9 +263,32 @@ def test_generate_rejects_bad_config(kwargs, message):
 
 
 @pytest.mark.parametrize("kwargs, message", [
+    (dict(seed=True), "seed must be an integer, got True"), (dict(n_people=3.0), "n_people must be an integer"),
+    (dict(bias="0.5"), "bias must be a real number, got str"),
+])
+def test_generate_rejects_wrong_types(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        World.generate(**kwargs)
+
+
+def test_numpy_numbers_are_accepted_and_stored_as_python_numbers():
+    world = World.generate(seed=np.int64(3), n_people=np.int64(10), n_cities=np.int32(4), bias=np.float64(0.5))
+    assert world == World.generate(seed=3, n_people=10, n_cities=4, bias=0.5)
+    assert type(world.seed) is int and type(world.bias) is float
+    assert World.from_json(world.to_json()) == world
+    direct = World(world.people, world.cities, world.jobs, world.pets, world.colours, seed=np.int64(3),
+                   bias=np.int64(0))
+    assert (type(direct.seed), type(direct.bias)) == (int, float) and World.from_json(direct.to_json()) == direct
+    generator = DocumentGenerator(world, min_sentences=np.int64(3), max_sentences=np.int64(4), n_days=np.int64(7))
+    assert (generator.min_sentences, generator.max_sentences, generator.n_days) == (3, 4, 7)
+    assert type(generator.n_days) is int
+
+
+@pytest.mark.parametrize("kwargs, message", [
     (dict(kinds=("lives_in", "flies_to")), "kinds"), (dict(kinds=()), "kinds"),
     (dict(kinds=("lives_in", "lives_in")), "kinds"), (dict(min_sentences=0), "min_sentences"),
-    (dict(min_sentences=4, max_sentences=3), "max_sentences"), (dict(max_sentences=7), "max_sentences"),
+    (dict(min_sentences=4, max_sentences=3), r"max_sentences must be an integer in \[4, 6\], got 3"),
+    (dict(max_sentences=7), "max_sentences"),
     (dict(name_prob=-0.1), "name_prob"), (dict(n_days=0), "n_days"),
     (dict(person_weights=[1.0, 2.0]), "person_weights"), (dict(person_weights=[-1.0] + [1.0] * 23), "person_weights"),
     (dict(person_weights=[0.0] * 24), "person_weights"),
@@ -296,16 +320,32 @@ def test_bad_objects_raise(default_generator):
 
 
 @pytest.mark.parametrize("sentence, message", [
-    (Sentence("visit", 1, True, True, "CITY"), "a visit sentence needs a day"),
-    (Sentence("visit", 1, True, 2.0, "CITY"), "a visit sentence needs a day"),
-    (Sentence("lives_in", 0.5, True), r"template of a 'lives_in' sentence must be an int in 0..\d, got 0.5"),
-    (Sentence("lives_in", True, True), "template of a 'lives_in' sentence must be an int"),
-    (Sentence("lives_in", 0, 1), "by_name must be a bool, got 1"),
+    (Sentence("visit", 1, True, True, "CITY"), "day of a visit sentence must be an integer, got True"),
+    (Sentence("visit", 1, True, 2.0, "CITY"), "day of a visit sentence must be an integer, got float 2.0"),
+    (Sentence("lives_in", 0.5, True), "template of a 'lives_in' sentence must be an integer, got float 0.5"),
+    (Sentence("lives_in", True, True), "template of a 'lives_in' sentence must be an integer, got True"),
+    (Sentence("lives_in", 0, 1), "by_name of a 'lives_in' sentence must be a bool, got int 1"),
 ])
 def test_derivations_with_badly_typed_fields_are_refused(default_generator, sentence, message):
     city = default_generator.world.cities[0]
     sentence = Sentence(sentence.kind, sentence.template, sentence.by_name, sentence.day,
                         city if sentence.kind == "visit" else None)
+    derivation = Derivation(default_generator.world.names[0],
+                            (Sentence("works_as", 0, True), sentence, Sentence("has_pet", 0, False)))
+    for method in (default_generator.render, default_generator.derivation_log_prob):
+        with pytest.raises(TypeError, match=message):
+            method(derivation)
+
+
+@pytest.mark.parametrize("sentence, message", [
+    (Sentence("visit", 1, True, 29), r"day of a visit sentence must be an integer in \[1, 28\], got 29"),
+    (Sentence("visit", 1, True, 3, "Nowhere"), "a visit sentence needs a city of the world"),
+    (Sentence("lives_in", 9, True), r"template of a 'lives_in' sentence must be an integer in \[0, \d\], got 9"),
+])
+def test_derivations_with_out_of_range_fields_are_refused(default_generator, sentence, message):
+    city = default_generator.world.cities[0]
+    place = sentence.place or (city if sentence.kind == "visit" else None)
+    sentence = Sentence(sentence.kind, sentence.template, sentence.by_name, sentence.day, place)
     derivation = Derivation(default_generator.world.names[0],
                             (Sentence("works_as", 0, True), sentence, Sentence("has_pet", 0, False)))
     for method in (default_generator.render, default_generator.derivation_log_prob):

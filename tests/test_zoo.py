@@ -260,7 +260,8 @@ def test_retraining_reproduces_the_recorded_metrics():
 
 def test_datasheet_states_the_shipped_ratio():
     ratio = load_card("tiny_gpt")["metrics"]["ratio"]
-    assert f"{ratio:.4f}" in (DATA_DIR / "README.md").read_text(encoding="utf-8"), "data/README.md: update the zoo metrics"
+    assert f"{ratio:.4f}" in (DATA_DIR / "README.md").read_text(encoding="utf-8"), \
+        "data/README.md: update the zoo metrics"
 
 
 # --- the recurrent encoder-decoders ----------------------------------------------------------------
@@ -347,7 +348,8 @@ def test_loaded_encoder_is_tied_in_eval_mode_and_matches_its_card(encoder):
     assert card["special_tokens"] == {"[CLS]": 560, "[SEP]": 561, "[MASK]": 562, "[PAD]": 563}
     assert model.config.pad_id == tokenizer.pad_id and card["metrics"]["parameters"] == model.num_parameters()
     for file, digest in card["metrics"]["corpus_sha256"].items():
-        assert sha256(DATA_DIR / file) == digest, f"{file} changed since the encoder was trained: run python -m course_lib.zoo --retrain"
+        assert sha256(DATA_DIR / file) == digest, \
+            f"{file} changed since the encoder was trained: run python -m course_lib.zoo --retrain"
 
 
 def test_loaded_encoder_reproduces_its_recorded_validation_metrics(encoder):
@@ -384,7 +386,8 @@ def test_pairs_pack_alike_from_strings_and_ids_with_balanced_nsp_labels(encoder)
     as_text = [split_sentences(d) for d in documents]
     pairs = make_nsp_pairs(as_text, torch.Generator().manual_seed(0), max_sentences=5)
     from_text = pack_pairs(tokenizer, pairs, 64)
-    from_ids = make_pair_batch(tokenizer, sentence_ids(tokenizer, documents), "nsp", torch.Generator().manual_seed(0), 5, 64)
+    from_ids = make_pair_batch(tokenizer, sentence_ids(tokenizer, documents), "nsp",
+                               torch.Generator().manual_seed(0), 5, 64)
     assert all(torch.equal(a, b) for a, b in zip(from_text, from_ids))
     row = from_text.ids[0][from_text.ids[0] != tokenizer.pad_id].tolist()
     assert tokenizer.decode(row) == f"[CLS] {' '.join(pairs[0].first)} [SEP] {' '.join(pairs[0].second)} [SEP]"
@@ -401,7 +404,8 @@ def test_mlm_masking_skips_special_tokens_and_the_loss_reads_only_selected_posit
     assert bool((labels[special] == -100).all()) and torch.equal(inputs[special], batch.ids[special])
     mlm_loss, pair_loss = pretraining_losses(model, inputs, batch.segment_ids, labels, batch.labels)
     out = model(inputs, batch.segment_ids)
-    torch.testing.assert_close(mlm_loss, torch.nn.functional.cross_entropy(out.mlm_logits.flatten(0, 1), labels.flatten()))
+    expected = torch.nn.functional.cross_entropy(out.mlm_logits.flatten(0, 1), labels.flatten())
+    torch.testing.assert_close(mlm_loss, expected)
     torch.testing.assert_close(pair_loss, torch.nn.functional.cross_entropy(out.pair_logits, batch.labels))
 
 

@@ -9,10 +9,13 @@ that on the same notebooks) and any comparison the helpers below cannot express 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+
+__all__ = ["CheckFailed", "check_close", "check_equal", "check_true", "check_raises"]
 
 
 class CheckFailed(AssertionError):
@@ -132,9 +135,9 @@ def check_raises(fn: Callable[[], Any], exception: type[BaseException], name: st
     it marks an exercise stub that is not solved yet, so it cannot be the expected exception.
     """
     if not callable(fn):
-        raise ValueError(f"fn must be callable (e.g. `lambda: f(x)`), got {fn!r}")
+        raise TypeError(f"fn must be callable (e.g. `lambda: f(x)`), got {fn!r}")
     if not (isinstance(exception, type) and issubclass(exception, BaseException)):
-        raise ValueError(f"exception must be an exception class, got {exception!r}")
+        raise TypeError(f"exception must be an exception class, got {exception!r}")
     if issubclass(exception, NotImplementedError):
         raise ValueError(f"exception must not be NotImplementedError (it marks an unsolved stub), "
                          f"got {exception.__name__}")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import html
 import inspect
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["SourceView", "show_source", "Table", "table"]
 
 
 class SourceView:
@@ -47,7 +50,7 @@ class Table:
 
     def __init__(self, rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
         if isinstance(header, str):
-            raise ValueError(f"header must be a sequence of column names, not a string, got {header!r}")
+            raise TypeError(f"header must be a sequence of column names, not a string, got {header!r}")
         rows = [list(row) for row in rows]
         for i, row in enumerate(rows):
             if len(row) != len(header):

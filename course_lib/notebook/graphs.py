@@ -14,6 +14,8 @@ from course_lib.notebook.plotting import PALETTE
 
 __all__ = ["draw_graph"]
 
+__all__ = ["draw_graph"]
+
 
 def _graph_depths(root: Value) -> dict[Value, int]:
     """Each node's depth: 0 for leaves, otherwise 1 + the largest depth among its inputs."""

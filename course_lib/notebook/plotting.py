@@ -10,6 +10,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from cycler import cycler
 
+from course_lib.validation import positive_int
+
+__all__ = ["PALETTE", "COURSE_STYLE", "use_course_style", "subplots"]
+
 #: The course palette, colour-blind safe (Okabe & Ito 2008), in the order series are drawn.
 PALETTE: tuple[str, ...] = (
     "#0072B2",  # blue
@@ -48,8 +52,8 @@ def use_course_style() -> None:
 
 def subplots(ncols: int = 1, nrows: int = 1, width: float | None = None, height: float | None = None):
     """`plt.subplots` with the course's default size scaled to the grid; returns (fig, axes)."""
-    if ncols < 1 or nrows < 1:
-        raise ValueError(f"ncols and nrows must be >= 1, got ncols={ncols}, nrows={nrows}")
+    ncols = positive_int(ncols, "ncols")
+    nrows = positive_int(nrows, "nrows")
     base_w, base_h = COURSE_STYLE["figure.figsize"]  # type: ignore[misc]
     width = width if width is not None else min(base_w * ncols * 0.75 + base_w * 0.25, 13.0)
     height = height if height is not None else base_h * nrows

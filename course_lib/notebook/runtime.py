@@ -18,6 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from course_lib.validation import int_in_range, one_of, positive_int
+
+__all__ = ["THREADS_ENV", "RunInfo", "MAX_SEED", "seed_everything", "get_device", "default_threads", "setup"]
+
 THREADS_ENV = "COURSE_TORCH_THREADS"
 
 
@@ -42,14 +46,9 @@ class RunInfo:
 MAX_SEED = 2**32 - 1  # NumPy's global generator takes seeds in [0, 2**32 - 1]
 
 
-def _check_seed(seed: int) -> None:
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be an int in [0, 2**32 - 1], got {seed!r}")
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python's `random`, NumPy's global generator and torch (CPU and all GPUs)."""
-    _check_seed(seed)
+    seed = int_in_range(seed, "seed", 0, MAX_SEED)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -57,8 +56,7 @@ def seed_everything(seed: int) -> None:
 
 def get_device(prefer: str | None = None) -> torch.device:
     """CUDA when present, CPU otherwise; `prefer="cpu"` forces the CPU."""
-    if prefer not in (None, "cpu", "cuda"):
-        raise ValueError(f"prefer must be None, 'cpu' or 'cuda', got {prefer!r}")
+    one_of(prefer, "prefer", (None, "cpu", "cuda"))
     if prefer == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
@@ -97,10 +95,8 @@ def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> RunI
     Warnings are printed as ``Category: message`` without the machine-specific path.
     Returns a `RunInfo` whose text form is the notebook's version line.
     """
-    _check_seed(seed)  # every argument is checked before anything changes
-    threads = default_threads() if threads is None else threads
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    seed = int_in_range(seed, "seed", 0, MAX_SEED)  # every argument is checked before anything changes
+    threads = default_threads() if threads is None else positive_int(threads, "threads")
     seed_everything(seed)
     torch.set_num_threads(threads)
     warnings.formatwarning = _short_warning

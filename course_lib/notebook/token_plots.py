@@ -20,7 +20,7 @@ and interactive hover (the figures are static images).
 from __future__ import annotations
 
 import functools
-from typing import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
@@ -32,6 +32,12 @@ from matplotlib.transforms import ScaledTranslation
 
 from course_lib.notebook.plotting import PALETTE
 from course_lib.tokenization import BPETokenizer, Tokenizer
+from course_lib.validation import positive_number
+
+__all__ = [
+    "VISIBLE_WHITESPACE", "BOX_COLOURS", "HIGHLIGHT_COLOUR", "token_pieces", "token_label", "rows_needed",
+    "plot_tokens", "token_figure",
+]
 
 VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\t": "⇥"}
 """How whitespace inside a piece is drawn."""
@@ -75,12 +81,6 @@ def _check_pieces(pieces: object) -> list[str | bytes]:
     if isinstance(pieces, (str, bytes)) or not isinstance(pieces, Sequence):
         raise TypeError(f"pieces must be a sequence of str or bytes, got {type(pieces).__name__}")
     return [_check_piece(piece, position) for position, piece in enumerate(pieces)]
-
-
-def _check_positive_number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
 
 
 def token_pieces(tokenizer: Tokenizer, text: str) -> list[str | bytes]:
@@ -139,8 +139,8 @@ def _axes_width_points(ax: Axes) -> float:
 def rows_needed(pieces: Sequence[str | bytes], width: float, fontsize: float = 12.0) -> int:
     """How many rows `plot_tokens` uses for ``pieces`` on an axes ``width`` inches wide."""
     pieces = _check_pieces(pieces)
-    fontsize = _check_positive_number(fontsize, "fontsize")
-    width = _check_positive_number(width, "width")
+    fontsize = positive_number(fontsize, "fontsize")
+    width = positive_number(width, "width")
     places = _layout([token_label(p) for p in pieces], width * _POINTS_PER_INCH, fontsize)
     return places[-1][1] + 1 if places else 0
 
@@ -161,7 +161,7 @@ def plot_tokens(ax: Axes, pieces: Sequence[str | bytes], fontsize: float = 12.0,
     `HIGHLIGHT_COLOUR` box. The axes' frame and ticks are turned off.
     """
     pieces = _check_pieces(pieces)
-    fontsize = _check_positive_number(fontsize, "fontsize")
+    fontsize = positive_number(fontsize, "fontsize")
     if isinstance(highlight, (str, bytes)):
         raise TypeError(f"highlight must be a collection of pieces, got {type(highlight).__name__}")
     highlight = set(highlight)
@@ -188,11 +188,13 @@ def token_figure(panels: Mapping[str, Sequence[str | bytes]], width: float = 9.0
     wrap instead of overflowing; ``highlight`` is passed to `plot_tokens`. Returns the Figure (call
     ``plt.show()`` or hand it to a widget).
     """
-    if not isinstance(panels, Mapping) or not panels:
-        raise ValueError(f"panels must be a non-empty mapping of title -> pieces, got {panels!r}")
-    fontsize = _check_positive_number(fontsize, "fontsize")
+    if not isinstance(panels, Mapping):
+        raise TypeError(f"panels must be a mapping of title -> pieces, got {type(panels).__name__}")
+    if not panels:
+        raise ValueError("panels must be a non-empty mapping of title -> pieces, got an empty one")
+    fontsize = positive_number(fontsize, "fontsize")
     margin, heading = 0.15, 0.32  # inches: around the figure, and above each panel for its title
-    if _check_positive_number(width, "width") <= 2 * margin:
+    if positive_number(width, "width") <= 2 * margin:
         raise ValueError(f"width must be more than the two {margin}-inch margins ({2 * margin} inches), got {width!r}")
     inner = width - 2 * margin
     rows = [max(1, rows_needed(pieces, inner, fontsize)) for pieces in panels.values()]

@@ -8,21 +8,23 @@ Left out: saved widget state (the notebooks store none) and layouts beyond one r
 
 from __future__ import annotations
 
-import math
-import numbers
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from IPython.display import display
 from matplotlib.figure import Figure
 
+from course_lib.validation import callable_arg, real
+
+__all__ = ["slider", "Explorer", "explore"]
+
 
 def slider(low: float, high: float, step: float, value: float, description: str = "") -> widgets.ValueWidget:
     """An `IntSlider` when all four numbers are ints, else a `FloatSlider`; validated."""
     for arg, number in (("low", low), ("high", high), ("step", step), ("value", value)):
-        if not isinstance(number, numbers.Real) or isinstance(number, bool) or not math.isfinite(number):
-            raise ValueError(f"{arg} must be a finite number, got {number!r}")
+        real(number, arg)
     if not low < high:
         raise ValueError(f"low must be < high, got low={low}, high={high}")
     if not low <= value <= high:
@@ -31,7 +33,7 @@ def slider(low: float, high: float, step: float, value: float, description: str 
         raise ValueError(f"step must be > 0, got {step}")
     kwargs = dict(min=low, max=high, step=step, value=value, description=description,
                   continuous_update=False, style={"description_width": "initial"})
-    if all(isinstance(x, int) and not isinstance(x, bool) for x in (low, high, step, value)):
+    if all(isinstance(x, int) for x in (low, high, step, value)):  # bools were refused above
         return widgets.IntSlider(**kwargs)
     return widgets.FloatSlider(**kwargs)
 
@@ -43,7 +45,7 @@ def _as_control(name: str, control: Any) -> widgets.ValueWidget:
         return control
     if isinstance(control, tuple) and len(control) == 4:
         return slider(*control, description=name)
-    raise ValueError(
+    raise TypeError(
         f"control {name!r} must be an ipywidgets value widget or a (low, high, step, value) tuple, "
         f"got {control!r}")
 
@@ -56,8 +58,7 @@ class Explorer:
     """
 
     def __init__(self, draw: Callable[..., Figure], controls: dict[str, Any]) -> None:
-        if not callable(draw):
-            raise TypeError(f"draw must be callable, got {type(draw).__name__}")
+        callable_arg(draw, "draw")
         if not controls:
             raise ValueError("controls must name at least one control, got none")
         self.draw = draw
@@ -96,7 +97,7 @@ class Explorer:
                 raise ValueError(f"{name} must lie in [{low}, {high}], got {value!r}")
             control.value = value
 
-    def show(self) -> "Explorer":
+    def show(self) -> Explorer:
         display(self.box)
         self.handle = display(self.figure, display_id=True)
         return self

@@ -25,6 +25,12 @@ from pathlib import Path
 
 import nbformat
 
+__all__ = [
+    "BEGIN", "END", "STUB", "EXERCISES_HEADING", "REPO_NOTEBOOKS", "strip_solutions", "none_answer",
+    "is_solution_cell", "exercises_start", "Exercise", "find_exercises", "student_notebook",
+    "build_student_edition", "main",
+]
+
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")

@@ -14,6 +14,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["NOTEBOOKS", "Lesson", "LESSONS", "markdown_table", "README", "START", "END", "write_readme_table", "main"]
+
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
