@@ -229,7 +229,7 @@ def test_generate_text_bad_arguments(gpt) -> None:
         (dict(max_new_tokens=2.0), TypeError, "max_new_tokens must be an integer, got float 2.0"),
         (dict(max_new_tokens=64), ValueError, "exceeds the context_length 64"),
         (dict(prompt="Rozi " * 70), ValueError, "longer than the context_length 64"),
-        (dict(temperature=-1.0), ValueError, "temperature must be a finite number >= 0, got -1.0"),
+        (dict(temperature=-1.0), ValueError, "temperature must be >= 0, got -1.0"),
         (dict(top_p=1.5), ValueError, r"top_p must be in \(0, 1\], got 1.5"),
         (dict(stop=""), ValueError, "stop must be a non-empty str, a token id or None, got ''"),
         (dict(stop=512), ValueError, r"stop must be a token id in \[0, 512\), got 512"),

@@ -28,6 +28,7 @@ from course_lib.validation import (
     positive_number,
     probability,
     real,
+    string,
     tensor,
     type_name,
 )
@@ -242,6 +243,6 @@ def test_every_check_returns_its_value():
              real(1, "x"), positive_number(1, "x"), nonnegative_number(1, "x"), number_in_range(1, "x", 0, 1),
              probability(1, "p"), boolean(True, "b"), one_of(1, "c", (1,)), tensor(torch.ones(1), "t"),
              float_tensor(torch.ones(1), "t"), as_float_tensor(torch.ones(1), "t"),
-             integer_tensor(torch.ones(1, dtype=torch.long), "t"), callable_arg(len, "f")]
+             integer_tensor(torch.ones(1, dtype=torch.long), "t"), callable_arg(len, "f"), string("s", "s")]
     assert all(result is not None for result in calls)
     assert len(calls) == len(validation.__all__) - 1  # every helper but type_name, which is no check
