@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib.checkpoints import load_card
 from course_lib.datasets import load_corpus, load_generator, load_world
 from course_lib.evaluation import (
     document_nats,
@@ -15,28 +14,13 @@ from course_lib.evaluation import (
     fact_fill_accuracy,
     fact_fills,
 )
-from course_lib.zoo import ENCODER_ZOO, load_tiny_encoder, load_tiny_gpt
-
-ENCODER = "tiny_encoder"
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    model, tokenizer = load_tiny_gpt("tiny_gpt")
-    return model, tokenizer, load_card("tiny_gpt")
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    model, tokenizer = load_tiny_encoder(ENCODER)
-    return model, tokenizer, load_card(ENCODER)
-
+from course_lib.zoo import ENCODER_ZOO
 
 # --- the language model ----------------------------------------------------------------------------
 
 
-def test_document_nats_scores_each_document_whole_from_its_first_token(shipped):
-    model, tokenizer, _ = shipped
+def test_document_nats_scores_each_document_whole_from_its_first_token(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
     document = load_corpus("val")[0]
     ids = torch.tensor(encode_document(tokenizer, document))  # "\n" + document + "\n"
     assert tokenizer.decode(ids.tolist()) == "\n" + document + "\n"
@@ -48,8 +32,8 @@ def test_document_nats_scores_each_document_whole_from_its_first_token(shipped):
     torch.testing.assert_close(batched[0], expected, rtol=1e-6, atol=1e-6)
 
 
-def test_bad_document_nats_inputs_raise_a_clear_value_error(shipped):
-    model, tokenizer, _ = shipped
+def test_bad_document_nats_inputs_raise_a_clear_value_error(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
     with pytest.raises(ValueError, match="documents must be a non-empty sequence of str, got 'Rozi.'"):
         document_nats(model, tokenizer, "Rozi.")
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
@@ -61,9 +45,9 @@ def test_bad_document_nats_inputs_raise_a_clear_value_error(shipped):
 # --- the encoder -----------------------------------------------------------------------------------
 
 
-def test_loaded_encoder_reproduces_its_recorded_validation_metrics(encoder):
-    model, tokenizer, card = encoder
-    config, recorded = ENCODER_ZOO[ENCODER], card["metrics"]
+def test_loaded_encoder_reproduces_its_recorded_validation_metrics(shipped_encoder):
+    model, tokenizer, card = shipped_encoder
+    config, recorded = ENCODER_ZOO["tiny_encoder"], card["metrics"]
     val = load_corpus("val")
     assert len(val) == recorded["val_documents"]
     metrics = evaluate_encoder(model, tokenizer, val, config.eval_seed, config.mask_prob, config.max_sentences)
@@ -74,8 +58,8 @@ def test_loaded_encoder_reproduces_its_recorded_validation_metrics(encoder):
     assert metrics["nsp_accuracy"] > 0.9 and metrics["sop_accuracy"] < 0.65  # NSP learned, order not
 
 
-def test_fact_fills_reproduce_the_recorded_fact_accuracy(encoder):
-    model, tokenizer, card = encoder
+def test_fact_fills_reproduce_the_recorded_fact_accuracy(shipped_encoder):
+    model, tokenizer, card = shipped_encoder
     generator = load_generator()
     facts = generator.world.facts()
     fills = fact_fills(model, tokenizer, facts, generator, k=5)
@@ -89,8 +73,8 @@ def test_fact_fills_reproduce_the_recorded_fact_accuracy(encoder):
     assert fact_fill_accuracy(fills) > 0.5  # far above chance (1/6 to 1/23 per relation)
 
 
-def test_bad_encoder_scoring_inputs_raise_a_clear_value_error(encoder):
-    model, tokenizer, _ = encoder
+def test_bad_encoder_scoring_inputs_raise_a_clear_value_error(shipped_encoder):
+    model, tokenizer, _ = shipped_encoder
     with pytest.raises(ValueError, match=r"k must be an int in \[1, 564\], got 0"):
         fact_fills(model, tokenizer, load_world().facts()[:1], load_generator(), k=0)
     with pytest.raises(ValueError, match="facts must not be empty"):

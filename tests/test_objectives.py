@@ -26,7 +26,6 @@ from course_lib.objectives import (
     sentence_ids,
     split_sentences,
 )
-from course_lib.zoo import load_tiny_encoder
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 SPECIAL = (PAD, CLS, SEP)
@@ -250,13 +249,8 @@ def test_nsp_needs_two_documents():
 # --- BERT's pretraining data, with the shipped encoder and its tokenizer ---------------------------
 
 
-@pytest.fixture(scope="module")
-def encoder():
-    return load_tiny_encoder()
-
-
-def test_pairs_pack_alike_from_strings_and_ids_with_balanced_nsp_labels(encoder):
-    _, tokenizer = encoder
+def test_pairs_pack_alike_from_strings_and_ids_with_balanced_nsp_labels(shipped_encoder):
+    _, tokenizer, _ = shipped_encoder
     documents = load_corpus("val")[:300]
     as_text = [split_sentences(d) for d in documents]
     pairs = make_nsp_pairs(as_text, torch.Generator().manual_seed(0), max_sentences=5)
@@ -269,8 +263,8 @@ def test_pairs_pack_alike_from_strings_and_ids_with_balanced_nsp_labels(encoder)
     assert abs(from_text.labels.float().mean().item() - 0.5) < 3 * (0.25 / n) ** 0.5  # a fair coin per pair
 
 
-def test_mlm_masking_skips_special_tokens_and_the_loss_reads_only_selected_positions(encoder):
-    model, tokenizer = encoder
+def test_mlm_masking_skips_special_tokens_and_the_loss_reads_only_selected_positions(shipped_encoder):
+    model, tokenizer, _ = shipped_encoder
     batch = make_pair_batch(tokenizer, sentence_ids(tokenizer, load_corpus("val")[:64]), "nsp",
                             torch.Generator().manual_seed(0), 5, 64)
     inputs, labels = mask_for_mlm(tokenizer, batch.ids, 0.15, torch.Generator().manual_seed(1))
@@ -290,8 +284,8 @@ def test_split_sentences_undoes_the_generators_joining():
         split_sentences("no full stop")
 
 
-def test_bad_pair_data_inputs_raise_a_clear_value_error(encoder):
-    _, tokenizer = encoder
+def test_bad_pair_data_inputs_raise_a_clear_value_error(shipped_encoder):
+    _, tokenizer, _ = shipped_encoder
     documents = sentence_ids(tokenizer, load_corpus("val")[:4])
     with pytest.raises(ValueError, match=r"objective must be one of \('nsp', 'sop'\), got 'xyz'"):
         make_pair_batch(tokenizer, documents, "xyz", torch.Generator(), 5, 64)

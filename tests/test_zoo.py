@@ -49,12 +49,6 @@ from course_lib.zoo import (
 NAME = "tiny_gpt"
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    model, tokenizer = load_tiny_gpt(NAME)
-    return model, tokenizer, load_card(NAME)
-
-
 @pytest.mark.parametrize("name, tied, most_bytes", [
     ("tiny_gpt", {"token_embedding.weight", "lm_head.weight"}, 3_000_000),
     ("tiny_encoder", {"token_embedding.weight", "mlm_head.weight"}, 1_500_000),
@@ -78,8 +72,8 @@ def test_cards_list_the_shipped_config_in_the_order_it_is_written(name, config):
     assert list(card["training"]) == list(config.to_dict())  # rewriting the card keeps its bytes
 
 
-def test_loaded_model_is_tied_in_eval_mode_and_matches_its_card(shipped):
-    model, tokenizer, card = shipped
+def test_loaded_model_is_tied_in_eval_mode_and_matches_its_card(shipped_gpt):
+    model, tokenizer, card = shipped_gpt
     assert isinstance(model, TinyGPT) and not model.training
     assert model.lm_head.weight.data_ptr() == model.token_embedding.weight.data_ptr()
     assert model.config.to_dict() == card["model"]
@@ -87,15 +81,15 @@ def test_loaded_model_is_tied_in_eval_mode_and_matches_its_card(shipped):
     assert card["metrics"]["parameters"] == model.num_parameters()
 
 
-def test_card_was_made_from_the_shipped_corpus(shipped):
-    _, _, card = shipped
+def test_card_was_made_from_the_shipped_corpus(shipped_gpt):
+    _, _, card = shipped_gpt
     for file, digest in card["metrics"]["corpus_sha256"].items():
         retrain = "run python -m course_lib.zoo --retrain"
         assert sha256(DATA_DIR / file) == digest, f"{file} changed since the model was trained: {retrain}"
 
 
-def test_loaded_model_reproduces_the_recorded_validation_loss_and_ratio(shipped):
-    model, tokenizer, card = shipped
+def test_loaded_model_reproduces_the_recorded_validation_loss_and_ratio(shipped_gpt):
+    model, tokenizer, card = shipped_gpt
     metrics, val = card["metrics"], load_corpus("val")
     assert len(val) == metrics["val_documents"]
     model_nats = document_nats(model, tokenizer, val)  # (500,) measured now
@@ -108,8 +102,8 @@ def test_loaded_model_reproduces_the_recorded_validation_loss_and_ratio(shipped)
     assert 1.0 < ratio < 1.1  # no model beats the generator on 500 documents
 
 
-def test_the_model_writes_documents_and_ends_them(shipped):
-    model, tokenizer, _ = shipped
+def test_the_model_writes_documents_and_ends_them(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
     newline = tokenizer.encode("\n")[0]
     prompt = torch.tensor(tokenizer.encode("\n") + tokenizer.encode(load_corpus("val")[0].split()[0]))
     text = tokenizer.decode(greedy_decode(model.as_next_logits(), prompt, 40, eos_id=newline).tolist())
@@ -303,14 +297,8 @@ def test_retraining_a_seq2seq_model_reproduces_its_recorded_accuracy(name):
 ENCODER = "tiny_encoder"
 
 
-@pytest.fixture(scope="module")
-def encoder():
-    model, tokenizer = load_tiny_encoder(ENCODER)
-    return model, tokenizer, load_card(ENCODER)
-
-
-def test_loaded_encoder_is_tied_in_eval_mode_and_matches_its_card(encoder):
-    model, tokenizer, card = encoder
+def test_loaded_encoder_is_tied_in_eval_mode_and_matches_its_card(shipped_encoder):
+    model, tokenizer, card = shipped_encoder
     assert isinstance(model, TinyEncoder) and not model.training
     assert model.mlm_head.weight.data_ptr() == model.token_embedding.weight.data_ptr()
     assert model.config.to_dict() == card["model"] and EncoderTrainConfig(**card["training"]) == ENCODER_ZOO[ENCODER]
