@@ -35,8 +35,9 @@ embedding table and zero biases, with BERT-base's sigma = 0.02 at width 768 kept
 leaves the attention scores so small that learning NSP stalls; `course_lib.zoo` measures it.)
 BERT places the LayerNorm after each residual sum (post-LN) and normalises the summed embeddings;
 here, as in TinyGPT, each sublayer normalises its input (pre-LN) and the stack ends with one
-LayerNorm. `EncoderTokenizer` adds BERT's four special tokens after a byte-level BPE's ids and
-packs segment pairs as ``[CLS] A [SEP] B [SEP]`` with segment ids 0 and 1.
+LayerNorm. Its tokenizer, `course_lib.tokenization.EncoderTokenizer`, adds BERT's four special
+tokens after a byte-level BPE's ids and packs segment pairs as ``[CLS] A [SEP] B [SEP]`` with
+segment ids 0 and 1.
 
 Left out: dropout schedules, weight decay groups, mixed precision, flash attention, sliding windows,
 generation past the context length (a learned position table has no row for it), and, for the
@@ -46,7 +47,6 @@ encoder, BERT's WordPiece vocabulary, whole-word masking and the fine-tuning hea
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -55,13 +55,12 @@ from torch import nn
 
 from course_lib.attention import KVCache
 from course_lib.positional import LearnedPositions
-from course_lib.tokenization import BPETokenizer
 from course_lib.transformer import Decoder, Encoder
 from course_lib.validation import int_in_range, nonnegative_int, positive_int
 
 __all__ = [
-    "TinyGPTConfig", "TinyGPT", "NextTokenLogits", "SPECIAL_TOKENS", "BERT_INIT_STD", "BERT_BASE_WIDTH",
-    "TinyEncoderConfig", "EncoderOutput", "TinyEncoder", "EncoderTokenizer",
+    "TinyGPTConfig", "TinyGPT", "NextTokenLogits", "BERT_INIT_STD", "BERT_BASE_WIDTH",
+    "TinyEncoderConfig", "EncoderOutput", "TinyEncoder",
 ]
 
 
@@ -256,7 +255,6 @@ def _check_no_active_dropout(model: nn.Module) -> None:
 
 # --- TinyEncoder: BERT at toy scale ----------------------------------------------------------------
 
-SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[PAD]")
 BERT_INIT_STD, BERT_BASE_WIDTH = 0.02, 768  # BERT-base: weights N(0, 0.02) at d_model = 768
 
 
@@ -385,81 +383,3 @@ class TinyEncoder(nn.Module):
         low, high = int(segment_ids.min()), int(segment_ids.max())
         if low < 0 or high >= self.config.n_segments:
             raise ValueError(f"segment_ids must be in [0, {self.config.n_segments}), got values in [{low}, {high}]")
-
-
-class EncoderTokenizer:
-    """A byte-level BPE with BERT's special tokens appended after its ids.
-
-    With a BPE of n ids, ``[CLS] = n``, ``[SEP] = n + 1``, ``[MASK] = n + 2``, ``[PAD] = n + 3``
-    (`SPECIAL_TOKENS` order) and ``vocab_size = n + 4``. No text encodes to a special id: they enter
-    only through `pack`, `course_lib.objectives.mlm_mask` and padding. ``encode`` prefixes the text
-    with a space, so that a word is the same token wherever it stands (a GPT-2-style BPE folds the
-    space before a word into its token: "Rozi" at the start of a line and " Rozi" inside it would
-    otherwise be different ids); ``decode`` drops that space again.
-    """
-
-    def __init__(self, bpe: BPETokenizer) -> None:
-        if not isinstance(bpe, BPETokenizer):
-            raise ValueError(f"bpe must be a BPETokenizer, got {type(bpe).__name__}")
-        self.bpe = bpe
-        n = bpe.vocab_size
-        self.cls_id, self.sep_id, self.mask_id, self.pad_id = n, n + 1, n + 2, n + 3
-
-    @property
-    def vocab_size(self) -> int:
-        """The BPE's ids plus the four special ones."""
-        return self.bpe.vocab_size + len(SPECIAL_TOKENS)
-
-    @property
-    def special_ids(self) -> tuple[int, int, int, int]:
-        """The ids of [CLS], [SEP], [MASK], [PAD]."""
-        return self.cls_id, self.sep_id, self.mask_id, self.pad_id
-
-    def encode(self, text: str) -> list[int]:
-        """BPE ids of ``" " + text``: every word with its leading space, as inside a document."""
-        return self.bpe.encode(" " + text)
-
-    def token_strings(self, ids: Iterable[int]) -> list[str]:
-        """One string per id: a special token's name, or the BPE token's text."""
-        return [self._special_name(i) or self.bpe.decode([i]) for i in self._checked(ids)]
-
-    def decode(self, ids: Iterable[int]) -> str:
-        """Text of ids, special tokens written by name (" [MASK]"), without the leading space."""
-        ids, pieces, run = self._checked(ids), [], []
-        for i in ids + [None]:
-            name = None if i is None else self._special_name(i)
-            if i is not None and name is None:
-                run.append(i)
-                continue
-            pieces.append(self.bpe.decode(run))
-            run = []
-            if name is not None:
-                pieces.append(" " + name)
-        return "".join(pieces).removeprefix(" ")
-
-    def pack(self, first: Sequence[int], second: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
-        """BERT's input for one or two segments of ids: ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``.
-
-        Returns (ids, segment_ids): segment 0 for [CLS], A and its [SEP]; segment 1 for B and the last
-        [SEP]. A segment holds BPE ids and [MASK]s only.
-        """
-        first = self._checked(first, segment=True, name="first")
-        ids, segments = [self.cls_id, *first, self.sep_id], [0] * (len(first) + 2)
-        if second is not None:
-            second = self._checked(second, segment=True, name="second")
-            ids += [*second, self.sep_id]
-            segments += [1] * (len(second) + 1)
-        return ids, segments
-
-    def _special_name(self, i: int) -> str | None:
-        offset = i - self.bpe.vocab_size
-        return SPECIAL_TOKENS[offset] if offset >= 0 else None
-
-    def _checked(self, ids: Iterable[int], segment: bool = False, name: str = "ids") -> list[int]:
-        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-        for i in ids:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.vocab_size:
-                raise ValueError(f"{name} must hold ids in [0, {self.vocab_size}), got {i!r}")
-            if segment and i in (self.cls_id, self.sep_id, self.pad_id):
-                raise ValueError(f"{name} must hold BPE ids and [MASK] only, got {self._special_name(i)} ({i})")
-        return ids

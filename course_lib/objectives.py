@@ -26,7 +26,18 @@ NSP and SOP pairs are built from documents given as sequences of sentences. The 
 
 Labels follow the Hugging Face convention (0 = is next / in order). NSP negatives differ from their
 context in topic as well as in coherence; SOP negatives share the topic, so only order tells them
-apart. Left out: BERT's token-length budget (chunks are counted in sentences), its reuse of the
+apart.
+
+BERT's pretraining data, for the course's tiny encoder (`course_lib.models.TinyEncoder`, trained by
+`course_lib.zoo`): `split_sentences` cuts a corpus document back into its sentences and
+`sentence_ids` encodes each one with the encoder's tokenizer (`course_lib.tokenization.EncoderTokenizer`); `pack_pairs`
+writes NSP or SOP pairs as ``[CLS] A [SEP] B [SEP]``, right-padded with [PAD], with segment ids 0
+and 1 (`PairBatch`), and `make_pair_batch` draws one pair per chunk of every document and packs
+them; `mask_for_mlm` applies `mlm_mask` to packed ids, never selecting [CLS], [SEP] or [PAD]; and
+`pretraining_losses` computes BERT's two losses, the masked-LM cross-entropy at the selected
+positions and the pair cross-entropy from [CLS], whose sum BERT minimises.
+
+Left out: BERT's token-length budget (chunks are counted in sentences), its reuse of the
 sentences a negative pair leaves out, whole-word and span masking, and dynamic re-masking per epoch
 (call `mlm_mask` again on each pass for that).
 """
@@ -35,16 +46,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import torch
 
-from course_lib.losses import IGNORE_INDEX
+from course_lib.losses import IGNORE_INDEX, cross_entropy
+from course_lib.models import TinyEncoder
+from course_lib.tokenization import EncoderTokenizer
 from course_lib.validation import int_in_range, number_in_range, positive_int, type_name
 
 __all__ = [
     "IS_NEXT", "NOT_NEXT", "IN_ORDER", "SWAPPED", "MASK_FRACTION", "RANDOM_FRACTION", "SegmentPair", "mlm_mask",
-    "make_nsp_pairs", "make_sop_pairs",
+    "make_nsp_pairs", "make_sop_pairs", "PAIR_OBJECTIVES", "PairBatch", "split_sentences", "sentence_ids",
+    "pack_pairs", "make_pair_batch", "mask_for_mlm", "pretraining_losses",
 ]
 
 T = TypeVar("T")
@@ -181,3 +195,83 @@ def _special_table(
     if bool(special.all()):
         raise ValueError("every id is special: no ordinary token is left to mask or to draw at random")
     return special
+
+
+# --- BERT's pretraining data: sentences, packed pairs, masking, the two losses -----------------------
+
+PAIR_OBJECTIVES = ("nsp", "sop")
+
+
+class PairBatch(NamedTuple):
+    """Packed sentence pairs: ``[CLS] A [SEP] B [SEP]`` right-padded with [PAD], and their labels."""
+
+    ids: torch.Tensor  # (N, L)
+    segment_ids: torch.Tensor  # (N, L), 0 for [CLS] A [SEP], 1 for B [SEP] (and padding)
+    labels: torch.Tensor  # (N,) NSP: 0 is next, 1 random; SOP: 0 in order, 1 swapped
+
+
+def split_sentences(document: str) -> list[str]:
+    """A corpus document's sentences: it ends with "." and its sentences are joined by single spaces."""
+    if not isinstance(document, str) or not document.endswith("."):
+        raise ValueError(f"document must be a str that ends with '.', got {document!r:.80}")
+    return [piece + "." for piece in document[:-1].split(". ")]
+
+
+def sentence_ids(tokenizer: EncoderTokenizer, documents: Sequence[str]) -> list[list[tuple[int, ...]]]:
+    """Every document as a list of sentences, each sentence as its token ids (`EncoderTokenizer.encode`)."""
+    return [[tuple(tokenizer.encode(s)) for s in split_sentences(d)] for d in documents]
+
+
+def pack_pairs(tokenizer: EncoderTokenizer, pairs: Sequence[SegmentPair], context_length: int) -> PairBatch:
+    """Pack NSP or SOP pairs (`make_nsp_pairs`, `make_sop_pairs`) into a right-padded batch.
+
+    A pair's sentences may be strings (encoded here) or token ids (`sentence_ids`); encoding a
+    segment's sentences one by one gives the ids of the segment's text, since each keeps its space.
+    """
+    if not pairs:
+        raise ValueError("pairs must not be empty")
+    packed = [tokenizer.pack(_segment(tokenizer, p.first), _segment(tokenizer, p.second)) for p in pairs]
+    longest = max(len(ids) for ids, _ in packed)
+    if longest > context_length:
+        raise ValueError(f"a pair has {longest} tokens, more than context_length {context_length}")
+    ids = torch.full((len(packed), longest), tokenizer.pad_id, dtype=torch.long)  # (N, L)
+    segments = torch.zeros(len(packed), longest, dtype=torch.long)  # (N, L)
+    for row, (pair_ids, pair_segments) in enumerate(packed):
+        ids[row, :len(pair_ids)] = torch.tensor(pair_ids)
+        segments[row, :len(pair_segments)] = torch.tensor(pair_segments)
+    return PairBatch(ids, segments, torch.tensor([p.label for p in pairs]))  # labels (N,)
+
+
+def _segment(tokenizer: EncoderTokenizer, sentences: Sequence[str | Sequence[int]]) -> list[int]:
+    return [i for s in sentences for i in (tokenizer.encode(s) if isinstance(s, str) else s)]
+
+
+def make_pair_batch(tokenizer: EncoderTokenizer, documents: Sequence[Sequence[tuple[int, ...]]], objective: str,
+                    generator: torch.Generator, max_sentences: int, context_length: int) -> PairBatch:
+    """One NSP or SOP pair per chunk of every document (`sentence_ids` form), packed."""
+    if objective not in PAIR_OBJECTIVES:
+        raise ValueError(f"objective must be one of {PAIR_OBJECTIVES}, got {objective!r}")
+    make = make_nsp_pairs if objective == "nsp" else make_sop_pairs
+    return pack_pairs(tokenizer, make(documents, generator, max_sentences), context_length)
+
+
+def mask_for_mlm(tokenizer: EncoderTokenizer, ids: torch.Tensor, p: float = 0.15,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's 80/10/10 masking (`mlm_mask`) of packed ids; [CLS], [SEP], [PAD] never selected."""
+    specials = (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
+    return mlm_mask(ids, tokenizer.vocab_size, tokenizer.mask_id, specials, p, generator)
+
+
+def pretraining_losses(model: TinyEncoder, inputs: torch.Tensor, segment_ids: torch.Tensor,
+                       mlm_labels: torch.Tensor, pair_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MLM loss, pair loss), both mean cross-entropies in nats; BERT minimises their sum.
+
+    The MLM head runs only at the selected positions (labels != -100): the other positions carry
+    no loss, so their logits need not be computed (BERT's code gathers the same positions).
+    """
+    h = model.encode(inputs, segment_ids)  # (B, T, d)
+    selected = mlm_labels != IGNORE_INDEX  # (B, T)
+    mlm_loss = cross_entropy(model.mlm_logits(h[selected]), mlm_labels[selected])  # logits (n_selected, V)
+    return mlm_loss, cross_entropy(model.pair_logits(h), pair_labels)
+
+

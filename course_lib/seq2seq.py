@@ -42,11 +42,10 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from course_lib.attention import padding_mask
 from course_lib.softmax import softmax
-from course_lib.training import optimizer_step
+from course_lib.training import train_loop
 from course_lib.validation import (
     boolean,
     callable_arg,
@@ -473,7 +472,8 @@ def fit(model: Seq2Seq, task: ReversalTask, steps: int, batch_size: int, min_len
         progress: bool = False) -> list[float]:
     """Train with Adam for ``steps`` steps, each on a fresh batch from ``task.sample``; returns the losses.
 
-    ``learning_rate(step)`` gives each step's rate; gradients are clipped to norm ``grad_clip``.
+    ``learning_rate(step)`` gives each step's rate; gradients are clipped to norm ``grad_clip``. The
+    loop is `course_lib.training.train_loop`; the model is in eval mode afterwards.
     """
     if not isinstance(model, Seq2Seq) or not isinstance(task, ReversalTask):
         raise TypeError(f"model must be a Seq2Seq and task a ReversalTask, got {type_name(model)} and "
@@ -489,12 +489,9 @@ def fit(model: Seq2Seq, task: ReversalTask, steps: int, batch_size: int, min_len
     grad_clip = positive_number(grad_clip, "grad_clip")
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(0))
-    model.train()
-    losses = []
-    for step in tqdm(range(steps), desc="training seq2seq", disable=not progress, mininterval=1.0):
-        batch = task.sample(batch_size, min_length, max_length, generator).to(device)
-        loss = model.loss(batch)
-        optimizer_step(optimizer, loss, learning_rate(step), grad_clip)
-        losses.append(loss.item())
-    model.eval()
-    return losses
+
+    def step_losses(step: int) -> dict[str, Tensor]:
+        return {"loss": model.loss(task.sample(batch_size, min_length, max_length, generator).to(device))}
+
+    return train_loop(model, optimizer, step_losses, steps, learning_rate, grad_clip, progress,
+                      "training seq2seq")["loss"]

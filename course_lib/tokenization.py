@@ -38,6 +38,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Set
 from pathlib import Path
 
 import regex
+import torch
 
 from course_lib.validation import int_in_range, integer, nonnegative_int, one_of, positive_int, type_name
 
@@ -699,3 +700,87 @@ class WordPieceTokenizer(_StringVocabTokenizer):
             else:
                 words.append(token)
         return " ".join(words)
+
+
+# ----------------------------------------------------------------------------------------------
+# BERT's special tokens on top of a byte-level BPE
+
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[PAD]")
+
+
+class EncoderTokenizer(Tokenizer):
+    """A byte-level BPE with BERT's special tokens appended after its ids.
+
+    With a BPE of n ids, ``[CLS] = n``, ``[SEP] = n + 1``, ``[MASK] = n + 2``, ``[PAD] = n + 3``
+    (`SPECIAL_TOKENS` order) and ``vocab_size = n + 4``. No text encodes to a special id: they enter
+    only through `pack`, `course_lib.objectives.mlm_mask` and padding. ``encode`` prefixes the text
+    with a space, so that a word is the same token wherever it stands (a GPT-2-style BPE folds the
+    space before a word into its token: "Rozi" at the start of a line and " Rozi" inside it would
+    otherwise be different ids); ``decode`` drops that space again.
+    """
+
+    def __init__(self, bpe: BPETokenizer) -> None:
+        if not isinstance(bpe, BPETokenizer):
+            raise ValueError(f"bpe must be a BPETokenizer, got {type(bpe).__name__}")
+        self.bpe = bpe
+        n = bpe.vocab_size
+        self.cls_id, self.sep_id, self.mask_id, self.pad_id = n, n + 1, n + 2, n + 3
+
+    @property
+    def vocab_size(self) -> int:
+        """The BPE's ids plus the four special ones."""
+        return self.bpe.vocab_size + len(SPECIAL_TOKENS)
+
+    @property
+    def special_ids(self) -> tuple[int, int, int, int]:
+        """The ids of [CLS], [SEP], [MASK], [PAD]."""
+        return self.cls_id, self.sep_id, self.mask_id, self.pad_id
+
+    def encode(self, text: str) -> list[int]:
+        """BPE ids of ``" " + text``: every word with its leading space, as inside a document."""
+        return self.bpe.encode(" " + text)
+
+    def token_strings(self, ids: Iterable[int]) -> list[str]:
+        """One string per id: a special token's name, or the BPE token's text."""
+        return [self._special_name(i) or self.bpe.decode([i]) for i in self._checked(ids)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ids, special tokens written by name (" [MASK]"), without the leading space."""
+        ids, pieces, run = self._checked(ids), [], []
+        for i in ids + [None]:
+            name = None if i is None else self._special_name(i)
+            if i is not None and name is None:
+                run.append(i)
+                continue
+            pieces.append(self.bpe.decode(run))
+            run = []
+            if name is not None:
+                pieces.append(" " + name)
+        return "".join(pieces).removeprefix(" ")
+
+    def pack(self, first: Sequence[int], second: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+        """BERT's input for one or two segments of ids: ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``.
+
+        Returns (ids, segment_ids): segment 0 for [CLS], A and its [SEP]; segment 1 for B and the last
+        [SEP]. A segment holds BPE ids and [MASK]s only.
+        """
+        first = self._checked(first, segment=True, name="first")
+        ids, segments = [self.cls_id, *first, self.sep_id], [0] * (len(first) + 2)
+        if second is not None:
+            second = self._checked(second, segment=True, name="second")
+            ids += [*second, self.sep_id]
+            segments += [1] * (len(second) + 1)
+        return ids, segments
+
+    def _special_name(self, i: int) -> str | None:
+        offset = i - self.bpe.vocab_size
+        return SPECIAL_TOKENS[offset] if offset >= 0 else None
+
+    def _checked(self, ids: Iterable[int], segment: bool = False, name: str = "ids") -> list[int]:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.vocab_size:
+                raise ValueError(f"{name} must hold ids in [0, {self.vocab_size}), got {i!r}")
+            if segment and i in (self.cls_id, self.sep_id, self.pad_id):
+                raise ValueError(f"{name} must hold BPE ids and [MASK] only, got {self._special_name(i)} ({i})")
+        return ids

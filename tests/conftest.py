@@ -46,3 +46,23 @@ def load_script(name: str):
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def shipped_gpt():
+    """The shipped tiny GPT (eval mode), its tokenizer and its card."""
+    from course_lib.checkpoints import load_card
+    from course_lib.zoo import load_tiny_gpt
+
+    model, tokenizer = load_tiny_gpt("tiny_gpt")
+    return model, tokenizer, load_card("tiny_gpt")
+
+
+@pytest.fixture(scope="session")
+def shipped_encoder():
+    """The shipped tiny encoder (eval mode), its tokenizer and its card."""
+    from course_lib.checkpoints import load_card
+    from course_lib.zoo import load_tiny_encoder
+
+    model, tokenizer = load_tiny_encoder("tiny_encoder")
+    return model, tokenizer, load_card("tiny_encoder")

@@ -1,18 +1,23 @@
-"""Tests for course_lib.datasets and data/: checksums, regeneration byte for byte, the datasheet's numbers."""
+"""Tests for course_lib.datasets and data/: checksums, regeneration byte for byte, the datasheet's numbers,
+and the data folder that COURSE_DATA_DIR chooses."""
 
 from __future__ import annotations
 
+import re
 import statistics
 from pathlib import Path
 
 import pytest
 
+from course_lib import datasets
 from course_lib.datasets import (
     DATA_DIR,
     DATASHEET,
     SPLITS,
     DatasheetRow,
     corpus_text,
+    data_dir,
+    data_file,
     load_corpus,
     load_generator,
     load_world,
@@ -179,6 +184,42 @@ def test_write_corpus_needs_a_datasheet_before_writing_anything(tmp_path):
 
 def test_sample_corpus_draws_the_shipped_split():
     assert sample_corpus("val") == load_corpus("val")
+
+
+# --- where the data is ----------------------------------------------------------------------------
+
+
+def test_the_data_folder_follows_course_data_dir_at_every_call(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
+    assert data_dir() == DATA_DIR and read_datasheet() == read_datasheet(DATA_DIR / DATASHEET)
+    shipped = load_corpus("val")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))  # set after import: read at the call
+    (tmp_path / SPLITS["val"]["file"]).write_text("Rozi lives in Pominport.\nVuna has a pet cat.\n", encoding="utf-8")
+    assert data_dir() == tmp_path and data_file(SPLITS["val"]["file"]) == tmp_path / SPLITS["val"]["file"]
+    assert load_corpus("val") == ["Rozi lives in Pominport.", "Vuna has a pet cat."]
+    assert load_corpus("val", DATA_DIR) == shipped  # a folder given explicitly wins
+    monkeypatch.setenv("COURSE_DATA_DIR", "")  # empty counts as not set
+    assert data_dir() == DATA_DIR
+
+
+def test_missing_data_is_a_file_not_found_error_that_names_the_path_the_variable_and_the_fix(tmp_path, monkeypatch):
+    missing = tmp_path / "nowhere"
+    fix = "Fix: set the environment variable COURSE_DATA_DIR to the data/ folder of a clone"
+    monkeypatch.setenv("COURSE_DATA_DIR", str(missing))
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{missing} does not exist (set by COURSE_DATA_DIR)")) as error:
+        load_world()
+    assert fix in str(error.value)
+    monkeypatch.delenv("COURSE_DATA_DIR")
+    monkeypatch.setattr(datasets, "DATA_DIR", missing)  # an install without the repository's data/ beside it
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{missing} does not exist (the default; "
+                                                          f"COURSE_DATA_DIR is not set)")) as error:
+        load_corpus("train")
+    assert fix in str(error.value)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))  # a folder without the file
+    with pytest.raises(FileNotFoundError, match=re.escape(f"data file {tmp_path / SPLITS['train']['file']} "
+                                                          "does not exist. Fix: set the environment variable "
+                                                          "COURSE_DATA_DIR")):
+        load_corpus("train")
 
 
 # --- bad input --------------------------------------------------------------------------------------

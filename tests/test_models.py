@@ -1,5 +1,5 @@
 """Tests for course_lib.models: TinyGPT (parallel pass == KV-cached decoding, causality, tying, init) and
-TinyEncoder with its tokenizer (heads, tying, bidirectionality, padding, segments, special tokens)."""
+TinyEncoder (heads, tying, bidirectionality, padding, segments)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,13 @@ import torch
 from course_lib.decoding import beam_search, greedy_decode, sample
 from course_lib.embeddings import lookup_as_matmul
 from course_lib.models import (
-    SPECIAL_TOKENS,
     EncoderOutput,
-    EncoderTokenizer,
     NextTokenLogits,
     TinyEncoder,
     TinyEncoderConfig,
     TinyGPT,
     TinyGPTConfig,
 )
-from course_lib.tokenization import BPETokenizer
 
 
 def tiny_model(seed: int = 0, **overrides) -> TinyGPT:
@@ -327,45 +324,6 @@ def test_bad_encoder_config_raises_a_clear_value_error(overrides, message):
     config = dict(vocab_size=40, context_length=24, d_model=32, n_heads=4) | overrides
     with pytest.raises(ValueError, match=message):
         TinyEncoderConfig(**config)
-
-
-@pytest.fixture(scope="module")
-def encoder_tokenizer() -> EncoderTokenizer:
-    bpe = BPETokenizer()
-    bpe.train("Rozi lives in Pominport. She has a pet cat. Rozi likes the colour red.\n" * 3, 280)
-    return EncoderTokenizer(bpe)
-
-
-def test_special_tokens_follow_the_bpe_ids(encoder_tokenizer):
-    t, n = encoder_tokenizer, encoder_tokenizer.bpe.vocab_size
-    assert t.special_ids == (t.cls_id, t.sep_id, t.mask_id, t.pad_id) == (n, n + 1, n + 2, n + 3)
-    assert t.vocab_size == n + 4
-    assert t.token_strings(t.special_ids) == list(SPECIAL_TOKENS)
-
-
-def test_pack_builds_bert_pairs_with_segment_ids(encoder_tokenizer):
-    t = encoder_tokenizer
-    a, b = t.encode("Rozi lives in Pominport."), t.encode("She has a pet cat.")
-    ids, segments = t.pack(a, b)
-    assert ids == [t.cls_id, *a, t.sep_id, *b, t.sep_id]
-    assert segments == [0] * (len(a) + 2) + [1] * (len(b) + 1)
-    assert t.decode(ids) == "[CLS] Rozi lives in Pominport. [SEP] She has a pet cat. [SEP]"
-    assert t.pack(a) == ([t.cls_id, *a, t.sep_id], [0] * (len(a) + 2))
-    assert t.pack([t.mask_id])[0] == [t.cls_id, t.mask_id, t.sep_id]
-    with pytest.raises(ValueError, match=r"second must hold BPE ids and \[MASK\] only, got \[SEP\]"):
-        t.pack(a, [t.sep_id])
-    with pytest.raises(ValueError, match=r"first must hold ids in \[0, "):
-        t.pack([t.vocab_size])
-
-
-def test_a_word_is_the_same_token_wherever_it_stands(encoder_tokenizer):
-    t = encoder_tokenizer
-    first, inside = t.encode("Rozi lives in Pominport."), t.encode("She has a pet cat. Rozi likes the colour red.")
-    assert first[0] in inside and t.decode(first) == "Rozi lives in Pominport."
-    joined = t.encode("Rozi lives in Pominport. She has a pet cat.")
-    assert joined == first + t.encode("She has a pet cat.")  # sentence by sentence == the whole text
-    with pytest.raises(ValueError, match="bpe must be a BPETokenizer"):
-        EncoderTokenizer("not a tokenizer")
 
 
 def test_attention_maps_are_the_blocks_causal_weights():

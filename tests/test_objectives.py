@@ -1,4 +1,5 @@
-"""Tests for course_lib.objectives: BERT masking rates, NSP and SOP pair construction."""
+"""Tests for course_lib.objectives: BERT masking rates, NSP and SOP pair construction, and BERT's
+pretraining data for the zoo's encoder (sentences, packed pairs, masking of packed ids, the two losses)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from course_lib.datasets import load_corpus
 from course_lib.losses import IGNORE_INDEX, cross_entropy
 from course_lib.objectives import (
     IN_ORDER,
@@ -16,8 +18,14 @@ from course_lib.objectives import (
     SWAPPED,
     SegmentPair,
     make_nsp_pairs,
+    make_pair_batch,
     make_sop_pairs,
+    mask_for_mlm,
     mlm_mask,
+    pack_pairs,
+    pretraining_losses,
+    sentence_ids,
+    split_sentences,
 )
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
@@ -281,3 +289,52 @@ def test_nsp_needs_two_documents():
     with pytest.raises(ValueError, match="documents must hold at least 2, got 1"):
         make_nsp_pairs([["a", "b", "c"]])
     assert len(make_sop_pairs([["a", "b", "c"]])) == 1
+
+
+# --- BERT's pretraining data, with the shipped encoder and its tokenizer ---------------------------
+
+
+def test_pairs_pack_alike_from_strings_and_ids_with_balanced_nsp_labels(shipped_encoder):
+    _, tokenizer, _ = shipped_encoder
+    documents = load_corpus("val")[:300]
+    as_text = [split_sentences(d) for d in documents]
+    pairs = make_nsp_pairs(as_text, torch.Generator().manual_seed(0), max_sentences=5)
+    from_text = pack_pairs(tokenizer, pairs, 64)
+    from_ids = make_pair_batch(tokenizer, sentence_ids(tokenizer, documents), "nsp", torch.Generator().manual_seed(0), 5, 64)
+    assert all(torch.equal(a, b) for a, b in zip(from_text, from_ids))
+    row = from_text.ids[0][from_text.ids[0] != tokenizer.pad_id].tolist()
+    assert tokenizer.decode(row) == f"[CLS] {' '.join(pairs[0].first)} [SEP] {' '.join(pairs[0].second)} [SEP]"
+    n = len(pairs)
+    assert abs(from_text.labels.float().mean().item() - 0.5) < 3 * (0.25 / n) ** 0.5  # a fair coin per pair
+
+
+def test_mlm_masking_skips_special_tokens_and_the_loss_reads_only_selected_positions(shipped_encoder):
+    model, tokenizer, _ = shipped_encoder
+    batch = make_pair_batch(tokenizer, sentence_ids(tokenizer, load_corpus("val")[:64]), "nsp",
+                            torch.Generator().manual_seed(0), 5, 64)
+    inputs, labels = mask_for_mlm(tokenizer, batch.ids, 0.15, torch.Generator().manual_seed(1))
+    special = (batch.ids >= tokenizer.cls_id) & (batch.ids != tokenizer.mask_id)
+    assert bool((labels[special] == -100).all()) and torch.equal(inputs[special], batch.ids[special])
+    mlm_loss, pair_loss = pretraining_losses(model, inputs, batch.segment_ids, labels, batch.labels)
+    out = model(inputs, batch.segment_ids)
+    torch.testing.assert_close(mlm_loss, torch.nn.functional.cross_entropy(out.mlm_logits.flatten(0, 1), labels.flatten()))
+    torch.testing.assert_close(pair_loss, torch.nn.functional.cross_entropy(out.pair_logits, batch.labels))
+
+
+def test_split_sentences_undoes_the_generators_joining():
+    document = "Rozi lives in Pominport. By trade, she is a teacher. On day 3, she visited Repewick."
+    assert split_sentences(document) == ["Rozi lives in Pominport.", "By trade, she is a teacher.",
+                                         "On day 3, she visited Repewick."]
+    with pytest.raises(ValueError, match="document must be a str that ends with '.'"):
+        split_sentences("no full stop")
+
+
+def test_bad_pair_data_inputs_raise_a_clear_value_error(shipped_encoder):
+    _, tokenizer, _ = shipped_encoder
+    documents = sentence_ids(tokenizer, load_corpus("val")[:4])
+    with pytest.raises(ValueError, match=r"objective must be one of \('nsp', 'sop'\), got 'xyz'"):
+        make_pair_batch(tokenizer, documents, "xyz", torch.Generator(), 5, 64)
+    with pytest.raises(ValueError, match="a pair has .* tokens, more than context_length 8"):
+        make_pair_batch(tokenizer, documents, "sop", torch.Generator(), 5, 8)
+    with pytest.raises(ValueError, match="pairs must not be empty"):
+        pack_pairs(tokenizer, [], 64)

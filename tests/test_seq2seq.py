@@ -212,15 +212,15 @@ def test_fit_learns_to_reverse_short_sequences():
 
 
 def test_fit_sets_each_steps_learning_rate(monkeypatch):
-    import course_lib.seq2seq as seq2seq
+    from course_lib import training
 
-    rates, real_step = [], seq2seq.optimizer_step
+    rates, real_step = [], training.optimizer_step
 
     def recording_step(optimizer, loss, lr, grad_clip=None):
         real_step(optimizer, loss, lr, grad_clip)
         rates.append(optimizer.param_groups[0]["lr"])  # the rate the update used
 
-    monkeypatch.setattr(seq2seq, "optimizer_step", recording_step)
+    monkeypatch.setattr(training, "optimizer_step", recording_step)  # the step of fit's loop, train_loop
     model = small_model(False)
     fit(model, TASK, steps=3, batch_size=4, min_length=2, max_length=3,
         learning_rate=lambda step: 1e-3 * (step + 1), generator=torch.Generator().manual_seed(0))

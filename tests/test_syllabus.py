@@ -41,24 +41,32 @@ def test_start_here_shows_the_current_table():
         "00_start_here's table is stale: re-execute it (make notebooks NB=00_start_here.ipynb)"
 
 
-def _imported_modules(path) -> set[str]:
-    """course_lib modules a notebook imports (`from course_lib.x import ...`, `import course_lib.x`,
-    `from course_lib import x, y`)."""
-    source = "\n".join(c.source for c in read_notebook(path).cells if c.cell_type == "code")
+def _imported_modules(source: str) -> set[str]:
+    """course_lib modules that notebook code imports (`from course_lib.x import ...`, `import course_lib.x`,
+    `from course_lib import x, y` or `(x,\n y)`), without the presentation and tooling sub-packages."""
     names = set(re.findall(r"\bcourse_lib\.(\w+)", source))
-    for group in re.findall(r"from course_lib import \(?([\w, \n]+)\)?", source):
-        names |= {name.strip() for name in group.split(",") if name.strip()}
-    return names
+    for grouped, single in re.findall(r"from course_lib import (?:\(([^)]*)\)|([^\n]+))", source):
+        names |= {name.strip() for name in (grouped or single).split(",") if name.strip()}
+    return names - {"notebook", "tooling"}
 
 
-def test_every_existing_lesson_imports_the_modules_it_lists():
+def test_imported_modules_reads_every_import_form():
+    source = ("from course_lib import tokenization\nfrom course_lib.notebook.checks import check_true\n"
+              "from course_lib import (attention,\n    costs)\nimport course_lib.zoo\nfrom course_lib.tooling import x\n")
+    assert _imported_modules(source) == {"tokenization", "attention", "costs", "zoo"}
+
+
+def test_every_existing_lesson_lists_exactly_the_modules_its_notebook_imports():
     for lesson in LESSONS:
         if not lesson.exists():
             continue
         missing = [m for m in lesson.modules if importlib.util.find_spec(f"course_lib.{m}") is None]
         assert not missing, f"lesson {lesson.number} lists modules that do not exist: {missing}"
-        unused = set(lesson.modules) - _imported_modules(NOTEBOOKS / lesson.notebook)
+        source = "\n".join(c.source for c in read_notebook(NOTEBOOKS / lesson.notebook).cells if c.cell_type == "code")
+        imported = _imported_modules(source)
+        unused, unlisted = set(lesson.modules) - imported, imported - set(lesson.modules)
         assert not unused, f"{lesson.notebook} does not import the modules it lists: {sorted(unused)}"
+        assert not unlisted, f"lesson {lesson.number} does not list the modules its notebook imports: {sorted(unlisted)}"
 
 
 def test_write_readme_table_replaces_only_the_text_between_the_markers(tmp_path):

@@ -15,8 +15,11 @@ from hypothesis import strategies as st
 from course_lib.tokenization import (
     GPT2_PATTERN,
     GPT4_PATTERN,
+    SPECIAL_TOKENS,
     UNK_TOKEN,
     BPETokenizer,
+    EncoderTokenizer,
+    Tokenizer,
     WordLevelTokenizer,
     WordPieceTokenizer,
     naive_bpe_merges,
@@ -555,3 +558,55 @@ def test_wordpiece_training_stops_early_and_bad_inputs() -> None:
         WordPieceTokenizer(max_input_chars_per_word=0)
     with pytest.raises(TypeError, match=r"ids\[0\] must be an integer, got str 'ab'"):
         tokenizer.decode(["ab"])
+
+
+# ----------------------------------------------------------------------------------------------
+# EncoderTokenizer: BERT's special tokens after a byte-level BPE
+
+
+@pytest.fixture(scope="module")
+def encoder_tokenizer() -> EncoderTokenizer:
+    bpe = BPETokenizer()
+    bpe.train("Rozi lives in Pominport. She has a pet cat. Rozi likes the colour red.\n" * 3, 280)
+    return EncoderTokenizer(bpe)
+
+
+def test_special_tokens_follow_the_bpe_ids(encoder_tokenizer):
+    t, n = encoder_tokenizer, encoder_tokenizer.bpe.vocab_size
+    assert t.special_ids == (t.cls_id, t.sep_id, t.mask_id, t.pad_id) == (n, n + 1, n + 2, n + 3)
+    assert t.vocab_size == n + 4
+    assert t.token_strings(t.special_ids) == list(SPECIAL_TOKENS)
+
+
+def test_pack_builds_bert_pairs_with_segment_ids(encoder_tokenizer):
+    t = encoder_tokenizer
+    a, b = t.encode("Rozi lives in Pominport."), t.encode("She has a pet cat.")
+    ids, segments = t.pack(a, b)
+    assert ids == [t.cls_id, *a, t.sep_id, *b, t.sep_id]
+    assert segments == [0] * (len(a) + 2) + [1] * (len(b) + 1)
+    assert t.decode(ids) == "[CLS] Rozi lives in Pominport. [SEP] She has a pet cat. [SEP]"
+    assert t.pack(a) == ([t.cls_id, *a, t.sep_id], [0] * (len(a) + 2))
+    assert t.pack([t.mask_id])[0] == [t.cls_id, t.mask_id, t.sep_id]
+    with pytest.raises(ValueError, match=r"second must hold BPE ids and \[MASK\] only, got \[SEP\]"):
+        t.pack(a, [t.sep_id])
+    with pytest.raises(ValueError, match=r"first must hold ids in \[0, "):
+        t.pack([t.vocab_size])
+
+
+def test_a_word_is_the_same_token_wherever_it_stands(encoder_tokenizer):
+    t = encoder_tokenizer
+    first, inside = t.encode("Rozi lives in Pominport."), t.encode("She has a pet cat. Rozi likes the colour red.")
+    assert first[0] in inside and t.decode(first) == "Rozi lives in Pominport."
+    joined = t.encode("Rozi lives in Pominport. She has a pet cat.")
+    assert joined == first + t.encode("She has a pet cat.")  # sentence by sentence == the whole text
+    with pytest.raises(ValueError, match="bpe must be a BPETokenizer"):
+        EncoderTokenizer("not a tokenizer")
+
+
+def test_encoder_tokenizer_is_a_tokenizer(encoder_tokenizer):
+    t = encoder_tokenizer
+    assert isinstance(t, Tokenizer)
+    text = "Rozi likes the colour red."
+    assert t.decode(t.encode(text)) == text
+    assert t.encode(text) == t.bpe.encode(" " + text)  # the ids the zoo's encoder was trained on
+    assert t.compression_ratio(text) == len(text) / len(t.encode(text))  # inherited from Tokenizer

@@ -1,31 +1,31 @@
-"""Tests for course_lib.zoo: the shipped checkpoint loads safely and reproduces its recorded metrics.
+"""Tests for course_lib.zoo: the shipped checkpoints load safely and reproduce their recorded metrics.
 
-The fast tests score the shipped model on the validation documents (well under a second); the slow
-test (``pytest -m slow tests/test_zoo.py``) retrains it from scratch, about three minutes on 2 cores.
+The fast tests score the shipped models on the validation documents (well under a second each); the
+slow tests (``pytest -m slow tests/test_zoo.py``) retrain them from scratch, about five minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import struct
 
 import pytest
 import torch
 
+from course_lib.checkpoints import checkpoint_paths, load_card
 from course_lib.datasets import (
     DATA_DIR,
     WORLD_FILE,
     load_corpus,
     load_generator,
     load_world,
-    optimal_loss,
     sha256,
 )
 from course_lib.decoding import greedy_decode
-from course_lib.models import EncoderTokenizer, TinyEncoder, TinyGPT
-from course_lib.objectives import make_nsp_pairs
+from course_lib.evaluation import document_nats
+from course_lib.models import TinyEncoder, TinyGPT
 from course_lib.seq2seq import ReversalTask, Seq2Seq, accuracy_by_length
+from course_lib.tokenization import EncoderTokenizer
 from course_lib.zoo import (
     ENCODER_ZOO,
     SEQ2SEQ_ZOO,
@@ -33,27 +33,13 @@ from course_lib.zoo import (
     EncoderTrainConfig,
     Seq2SeqTrainConfig,
     TrainConfig,
-    checkpoint_paths,
-    document_nats,
-    encode_document,
-    evaluate_encoder,
-    fact_fill_accuracy,
-    fact_fills,
-    learning_rate,
-    load_card,
     load_seq2seq,
     load_tiny_encoder,
     load_tiny_gpt,
     main,
-    make_pair_batch,
-    mask_for_mlm,
-    pack_pairs,
-    pretraining_losses,
     save_seq2seq,
     save_tiny_encoder,
     save_tiny_gpt,
-    sentence_ids,
-    split_sentences,
     train_seq2seq,
     train_tiny_encoder,
     train_tiny_gpt,
@@ -63,27 +49,31 @@ from course_lib.zoo import (
 NAME = "tiny_gpt"
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    model, tokenizer = load_tiny_gpt(NAME)
-    return model, tokenizer, load_card(NAME)
-
-
-def test_checkpoint_files_are_small_and_the_weights_are_plain_safetensors():
-    paths = checkpoint_paths(NAME)
-    assert sum(p.stat().st_size for p in paths.values()) < 3_000_000
+@pytest.mark.parametrize("name, tied, most_bytes", [
+    ("tiny_gpt", {"token_embedding.weight", "lm_head.weight"}, 3_000_000),
+    ("tiny_encoder", {"token_embedding.weight", "mlm_head.weight"}, 1_500_000),
+])
+def test_checkpoint_files_are_small_and_the_weights_are_plain_safetensors(name, tied, most_bytes):
+    paths = checkpoint_paths(name)
+    assert sum(p.stat().st_size for p in paths.values()) < most_bytes
     raw = paths["weights"].read_bytes()
     header_length = struct.unpack("<Q", raw[:8])[0]  # safetensors: u64 header size, JSON header, raw data
     header = json.loads(raw[8:8 + header_length])
     tensors = {key: spec for key, spec in header.items() if key != "__metadata__"}
     assert all(set(spec) == {"dtype", "shape", "data_offsets"} for spec in tensors.values())
     assert not raw.startswith(b"PK") and not raw.startswith(b"\x80")  # not a zip (torch.save) or a pickle
-    stored = {"token_embedding.weight", "lm_head.weight"} & set(header)
-    assert len(stored) == 1  # the tied table is stored once
+    assert len(tied & set(header)) == 1  # the tied table is stored once
 
 
-def test_loaded_model_is_tied_in_eval_mode_and_matches_its_card(shipped):
-    model, tokenizer, card = shipped
+@pytest.mark.parametrize("name, config", [*ZOO.items(), *SEQ2SEQ_ZOO.items(), *ENCODER_ZOO.items()])
+def test_cards_list_the_shipped_config_in_the_order_it_is_written(name, config):
+    card = load_card(name)
+    assert card["training"] == config.to_dict()
+    assert list(card["training"]) == list(config.to_dict())  # rewriting the card keeps its bytes
+
+
+def test_loaded_model_is_tied_in_eval_mode_and_matches_its_card(shipped_gpt):
+    model, tokenizer, card = shipped_gpt
     assert isinstance(model, TinyGPT) and not model.training
     assert model.lm_head.weight.data_ptr() == model.token_embedding.weight.data_ptr()
     assert model.config.to_dict() == card["model"]
@@ -91,57 +81,33 @@ def test_loaded_model_is_tied_in_eval_mode_and_matches_its_card(shipped):
     assert card["metrics"]["parameters"] == model.num_parameters()
 
 
-def test_card_was_made_from_the_shipped_corpus(shipped):
-    _, _, card = shipped
+def test_card_was_made_from_the_shipped_corpus(shipped_gpt):
+    _, _, card = shipped_gpt
     for file, digest in card["metrics"]["corpus_sha256"].items():
         retrain = "run python -m course_lib.zoo --retrain"
         assert sha256(DATA_DIR / file) == digest, f"{file} changed since the model was trained: {retrain}"
 
 
-def test_loaded_model_reproduces_the_recorded_validation_loss(shipped):
-    model, tokenizer, card = shipped
+def test_loaded_model_reproduces_the_recorded_validation_loss_and_ratio(shipped_gpt):
+    model, tokenizer, card = shipped_gpt
     metrics, val = card["metrics"], load_corpus("val")
     assert len(val) == metrics["val_documents"]
-    nats = document_nats(model, tokenizer, val)
-    assert float(nats.sum()) == pytest.approx(metrics["val_nats"], rel=1e-5)
-    generator_nats = optimal_loss(val, load_generator()).nats_per_document * len(val)
-    assert generator_nats == pytest.approx(metrics["generator_nats"], rel=1e-12)
-    assert metrics["ratio"] == pytest.approx(metrics["val_nats"] / metrics["generator_nats"])
-    assert 1.0 < metrics["ratio"] < 1.1  # no model beats the generator on 500 documents
+    model_nats = document_nats(model, tokenizer, val)  # (500,) measured now
+    generator = load_generator()
+    exact_nats = torch.tensor([-generator.log_prob(d) for d in val], dtype=torch.float64)  # (500,)
+    assert float(model_nats.sum()) == pytest.approx(metrics["val_nats"], rel=1e-5)
+    assert float(exact_nats.sum()) == pytest.approx(metrics["generator_nats"], rel=1e-12)
+    ratio = float(model_nats.sum() / exact_nats.sum())
+    assert ratio == pytest.approx(metrics["ratio"], rel=1e-5)
+    assert 1.0 < ratio < 1.1  # no model beats the generator on 500 documents
 
 
-def test_document_nats_scores_each_document_whole_from_its_first_token(shipped):
-    model, tokenizer, _ = shipped
-    document = load_corpus("val")[0]
-    ids = torch.tensor(encode_document(tokenizer, document))  # "\n" + document + "\n"
-    assert tokenizer.decode(ids.tolist()) == "\n" + document + "\n"
-    with torch.no_grad():
-        log_probs = torch.log_softmax(model(ids[None, :-1]).double(), dim=-1)[0]  # (L - 1, V)
-    expected = -log_probs[torch.arange(len(ids) - 1), ids[1:]].sum()
-    torch.testing.assert_close(document_nats(model, tokenizer, [document])[0], expected)
-    batched = document_nats(model, tokenizer, load_corpus("val")[:7], batch_size=3)  # padding is not scored
-    torch.testing.assert_close(batched[0], expected, rtol=1e-6, atol=1e-6)
-
-
-def test_the_model_writes_documents_and_ends_them(shipped):
-    model, tokenizer, _ = shipped
+def test_the_model_writes_documents_and_ends_them(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
     newline = tokenizer.encode("\n")[0]
     prompt = torch.tensor(tokenizer.encode("\n") + tokenizer.encode(load_corpus("val")[0].split()[0]))
     text = tokenizer.decode(greedy_decode(model.as_next_logits(), prompt, 40, eos_id=newline).tolist())
     assert text.endswith(".\n") and text.count("\n") == 2
-
-
-def test_learning_rate_schedule():
-    config = TrainConfig(steps=100, warmup_steps=10, learning_rate=1e-2, final_lr_ratio=0.1)
-    assert learning_rate(0, config) == pytest.approx(1e-3)
-    assert learning_rate(9, config) == pytest.approx(1e-2)
-    assert learning_rate(99, config) == pytest.approx(1e-3)
-    middle = 10 + (99 - 10) / 2
-    cosine = 0.5 * (1 + math.cos(math.pi * (int(middle) - 10) / 89))
-    assert learning_rate(int(middle), config) == pytest.approx(1e-2 * (0.1 + 0.9 * cosine))
-    for step in (-5, 100, 2.0):
-        with pytest.raises(ValueError, match=rf"step must be an int in \[0, steps=100\), got {step}"):
-            learning_rate(step, config)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -163,14 +129,6 @@ def test_bad_train_config_raises_a_clear_value_error(kwargs, message):
 def test_unknown_model_name_raises_a_clear_value_error():
     with pytest.raises(ValueError, match="name must be a model in"):
         load_tiny_gpt("no_such_model")
-
-
-def test_bad_document_nats_inputs_raise_a_clear_value_error(shipped):
-    model, tokenizer, _ = shipped
-    with pytest.raises(ValueError, match="documents must be a non-empty sequence of str, got 'Rozi.'"):
-        document_nats(model, tokenizer, "Rozi.")
-    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
-        document_nats(model, tokenizer, ["Rozi."], batch_size=0)
 
 
 # --- save -> load round trips into a temporary directory, with tiny untrained models ---------------
@@ -241,6 +199,22 @@ def test_main_refuses_to_do_nothing_or_an_unknown_model(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_main_writes_into_the_zoo_dir_it_is_given(tmp_path, monkeypatch, capsys):
+    from course_lib import zoo
+
+    def untrained(config, progress=True, data_dir=None):  # the recipe, without its four minutes
+        task = ReversalTask.from_world(load_world(data_dir))
+        torch.manual_seed(0)
+        return Seq2Seq(config.model_config(task.vocab_size)), task, {"accuracy_by_length": {}}
+
+    monkeypatch.setattr(zoo, "train_seq2seq", untrained)
+    main(["--retrain", "--name", "seq2seq_gru", "--zoo-dir", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seq2seq_gru.json", "seq2seq_gru.safetensors"]
+    assert load_card("seq2seq_gru", tmp_path)["training"] == SEQ2SEQ_ZOO["seq2seq_gru"].to_dict()
+    printed = capsys.readouterr().out
+    assert f"{tmp_path / 'seq2seq_gru.safetensors'}  " in printed and "sha256" in printed
 
 
 @pytest.mark.slow
@@ -324,23 +298,8 @@ def test_retraining_a_seq2seq_model_reproduces_its_recorded_accuracy(name):
 ENCODER = "tiny_encoder"
 
 
-@pytest.fixture(scope="module")
-def encoder():
-    model, tokenizer = load_tiny_encoder(ENCODER)
-    return model, tokenizer, load_card(ENCODER)
-
-
-def test_encoder_checkpoint_is_plain_safetensors_with_the_tied_table_stored_once():
-    paths = checkpoint_paths(ENCODER)
-    assert sum(p.stat().st_size for p in paths.values()) < 1_500_000
-    raw = paths["weights"].read_bytes()
-    assert not raw.startswith(b"PK") and not raw.startswith(b"\x80")  # not a zip (torch.save) or a pickle
-    header = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
-    assert len({"token_embedding.weight", "mlm_head.weight"} & set(header)) == 1
-
-
-def test_loaded_encoder_is_tied_in_eval_mode_and_matches_its_card(encoder):
-    model, tokenizer, card = encoder
+def test_loaded_encoder_is_tied_in_eval_mode_and_matches_its_card(shipped_encoder):
+    model, tokenizer, card = shipped_encoder
     assert isinstance(model, TinyEncoder) and not model.training
     assert model.mlm_head.weight.data_ptr() == model.token_embedding.weight.data_ptr()
     assert model.config.to_dict() == card["model"] and EncoderTrainConfig(**card["training"]) == ENCODER_ZOO[ENCODER]
@@ -352,71 +311,6 @@ def test_loaded_encoder_is_tied_in_eval_mode_and_matches_its_card(encoder):
             f"{file} changed since the encoder was trained: run python -m course_lib.zoo --retrain"
 
 
-def test_loaded_encoder_reproduces_its_recorded_validation_metrics(encoder):
-    model, tokenizer, card = encoder
-    config, recorded = ENCODER_ZOO[ENCODER], card["metrics"]
-    val = load_corpus("val")
-    assert len(val) == recorded["val_documents"]
-    metrics = evaluate_encoder(model, tokenizer, val, config.eval_seed, config.mask_prob, config.max_sentences)
-    assert metrics["mlm_positions"] == recorded["mlm_positions"]
-    assert metrics["mlm_loss"] == pytest.approx(recorded["mlm_loss"], rel=1e-4)
-    for key in ("mlm_accuracy", "nsp_accuracy", "sop_accuracy"):
-        assert metrics[key] == pytest.approx(recorded[key], abs=0.005), key  # a near-tie may flip on another CPU
-    assert metrics["nsp_accuracy"] > 0.9 and metrics["sop_accuracy"] < 0.65  # NSP learned, order not
-
-
-def test_fact_fills_reproduce_the_recorded_fact_accuracy(encoder):
-    model, tokenizer, card = encoder
-    generator = load_generator()
-    facts = generator.world.facts()
-    fills = fact_fills(model, tokenizer, facts, generator, k=5)
-    assert [f.fact for f in fills] == facts and len(fills) == card["metrics"]["facts"]
-    first = fills[0]
-    assert first.probe == f"{first.fact.subject} lives in [MASK]." and len(first.candidates) == 5
-    assert first.probabilities == sorted(first.probabilities, reverse=True)
-    assert all((f.rank == 1) == (f.candidates[0] == f.fact.object) for f in fills)
-    assert fact_fill_accuracy(fills) == pytest.approx(card["metrics"]["fact_accuracy"], abs=0.01)
-    assert fact_fill_accuracy(fills, k=5) == pytest.approx(card["metrics"]["fact_top5_accuracy"], abs=0.01)
-    assert fact_fill_accuracy(fills) > 0.5  # far above chance (1/6 to 1/23 per relation)
-
-
-def test_pairs_pack_alike_from_strings_and_ids_with_balanced_nsp_labels(encoder):
-    _, tokenizer, _ = encoder
-    documents = load_corpus("val")[:300]
-    as_text = [split_sentences(d) for d in documents]
-    pairs = make_nsp_pairs(as_text, torch.Generator().manual_seed(0), max_sentences=5)
-    from_text = pack_pairs(tokenizer, pairs, 64)
-    from_ids = make_pair_batch(tokenizer, sentence_ids(tokenizer, documents), "nsp",
-                               torch.Generator().manual_seed(0), 5, 64)
-    assert all(torch.equal(a, b) for a, b in zip(from_text, from_ids))
-    row = from_text.ids[0][from_text.ids[0] != tokenizer.pad_id].tolist()
-    assert tokenizer.decode(row) == f"[CLS] {' '.join(pairs[0].first)} [SEP] {' '.join(pairs[0].second)} [SEP]"
-    n = len(pairs)
-    assert abs(from_text.labels.float().mean().item() - 0.5) < 3 * (0.25 / n) ** 0.5  # a fair coin per pair
-
-
-def test_mlm_masking_skips_special_tokens_and_the_loss_reads_only_selected_positions(encoder):
-    model, tokenizer, _ = encoder
-    batch = make_pair_batch(tokenizer, sentence_ids(tokenizer, load_corpus("val")[:64]), "nsp",
-                            torch.Generator().manual_seed(0), 5, 64)
-    inputs, labels = mask_for_mlm(tokenizer, batch.ids, 0.15, torch.Generator().manual_seed(1))
-    special = (batch.ids >= tokenizer.cls_id) & (batch.ids != tokenizer.mask_id)
-    assert bool((labels[special] == -100).all()) and torch.equal(inputs[special], batch.ids[special])
-    mlm_loss, pair_loss = pretraining_losses(model, inputs, batch.segment_ids, labels, batch.labels)
-    out = model(inputs, batch.segment_ids)
-    expected = torch.nn.functional.cross_entropy(out.mlm_logits.flatten(0, 1), labels.flatten())
-    torch.testing.assert_close(mlm_loss, expected)
-    torch.testing.assert_close(pair_loss, torch.nn.functional.cross_entropy(out.pair_logits, batch.labels))
-
-
-def test_split_sentences_undoes_the_generators_joining():
-    document = "Rozi lives in Pominport. By trade, she is a teacher. On day 3, she visited Repewick."
-    assert split_sentences(document) == ["Rozi lives in Pominport.", "By trade, she is a teacher.",
-                                         "On day 3, she visited Repewick."]
-    with pytest.raises(ValueError, match="document must be a str that ends with '.'"):
-        split_sentences("no full stop")
-
-
 @pytest.mark.parametrize("call, message", [
     (lambda: EncoderTrainConfig(pair_objective="mlm"), r"pair_objective must be one of \('nsp', 'sop'\), got 'mlm'"),
     (lambda: EncoderTrainConfig(mask_prob=1.5), r"mask_prob must be a float in \(0, 1\), got 1.5"),
@@ -426,24 +320,10 @@ def test_split_sentences_undoes_the_generators_joining():
     (lambda: load_tiny_encoder("tiny_gpt"), "name must be a tiny encoder in .*, got 'tiny_gpt'"),
     (lambda: EncoderTrainConfig(d_model=30), "d_model must be divisible by n_heads"),
     (lambda: EncoderTrainConfig(weight_decay=-1.0), "weight_decay must be >= 0, got -1.0"),
-    (lambda: fact_fill_accuracy([]), "fills must not be empty"),
 ])
 def test_bad_encoder_zoo_inputs_raise_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
-
-
-def test_bad_encoder_data_inputs_raise_a_clear_value_error(encoder):
-    model, tokenizer, _ = encoder
-    documents = sentence_ids(tokenizer, load_corpus("val")[:4])
-    with pytest.raises(ValueError, match=r"objective must be one of \('nsp', 'sop'\), got 'xyz'"):
-        make_pair_batch(tokenizer, documents, "xyz", torch.Generator(), 5, 64)
-    with pytest.raises(ValueError, match="a pair has .* tokens, more than context_length 8"):
-        make_pair_batch(tokenizer, documents, "sop", torch.Generator(), 5, 8)
-    with pytest.raises(ValueError, match="pairs must not be empty"):
-        pack_pairs(tokenizer, [], 64)
-    with pytest.raises(ValueError, match=r"k must be an int in \[1, 564\], got 0"):
-        fact_fills(model, tokenizer, load_world().facts()[:1], load_generator(), k=0)
 
 
 @pytest.mark.slow

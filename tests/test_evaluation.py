@@ -1,0 +1,83 @@
+"""Tests for course_lib.evaluation: the shipped models scored as their cards record, documents scored
+whole from their first token, and bad input named."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib.datasets import load_corpus, load_generator, load_world
+from course_lib.evaluation import (
+    document_nats,
+    encode_document,
+    evaluate_encoder,
+    fact_fill_accuracy,
+    fact_fills,
+)
+from course_lib.zoo import ENCODER_ZOO
+
+# --- the language model ----------------------------------------------------------------------------
+
+
+def test_document_nats_scores_each_document_whole_from_its_first_token(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
+    document = load_corpus("val")[0]
+    ids = torch.tensor(encode_document(tokenizer, document))  # "\n" + document + "\n"
+    assert tokenizer.decode(ids.tolist()) == "\n" + document + "\n"
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(ids[None, :-1]).double(), dim=-1)[0]  # (L - 1, V)
+    expected = -log_probs[torch.arange(len(ids) - 1), ids[1:]].sum()
+    torch.testing.assert_close(document_nats(model, tokenizer, [document])[0], expected)
+    batched = document_nats(model, tokenizer, load_corpus("val")[:7], batch_size=3)  # padding is not scored
+    torch.testing.assert_close(batched[0], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_bad_document_nats_inputs_raise_a_clear_value_error(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
+    with pytest.raises(ValueError, match="documents must be a non-empty sequence of str, got 'Rozi.'"):
+        document_nats(model, tokenizer, "Rozi.")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        document_nats(model, tokenizer, ["Rozi."], batch_size=0)
+    with pytest.raises(ValueError, match=r"a document has \d+ tokens, more than context_length \+ 1 = 65"):
+        document_nats(model, tokenizer, ["Rozi lives in Pominport. " * 20 + "Rozi."])
+
+
+# --- the encoder -----------------------------------------------------------------------------------
+
+
+def test_loaded_encoder_reproduces_its_recorded_validation_metrics(shipped_encoder):
+    model, tokenizer, card = shipped_encoder
+    config, recorded = ENCODER_ZOO["tiny_encoder"], card["metrics"]
+    val = load_corpus("val")
+    assert len(val) == recorded["val_documents"]
+    metrics = evaluate_encoder(model, tokenizer, val, config.eval_seed, config.mask_prob, config.max_sentences)
+    assert metrics["mlm_positions"] == recorded["mlm_positions"]
+    assert metrics["mlm_loss"] == pytest.approx(recorded["mlm_loss"], rel=1e-4)
+    for key in ("mlm_accuracy", "nsp_accuracy", "sop_accuracy"):
+        assert metrics[key] == pytest.approx(recorded[key], abs=0.005), key  # a near-tie may flip on another CPU
+    assert metrics["nsp_accuracy"] > 0.9 and metrics["sop_accuracy"] < 0.65  # NSP learned, order not
+
+
+def test_fact_fills_reproduce_the_recorded_fact_accuracy(shipped_encoder):
+    model, tokenizer, card = shipped_encoder
+    generator = load_generator()
+    facts = generator.world.facts()
+    fills = fact_fills(model, tokenizer, facts, generator, k=5)
+    assert [f.fact for f in fills] == facts and len(fills) == card["metrics"]["facts"]
+    first = fills[0]
+    assert first.probe == f"{first.fact.subject} lives in [MASK]." and len(first.candidates) == 5
+    assert first.probabilities == sorted(first.probabilities, reverse=True)
+    assert all((f.rank == 1) == (f.candidates[0] == f.fact.object) for f in fills)
+    assert fact_fill_accuracy(fills) == pytest.approx(card["metrics"]["fact_accuracy"], abs=0.01)
+    assert fact_fill_accuracy(fills, k=5) == pytest.approx(card["metrics"]["fact_top5_accuracy"], abs=0.01)
+    assert fact_fill_accuracy(fills) > 0.5  # far above chance (1/6 to 1/23 per relation)
+
+
+def test_bad_encoder_scoring_inputs_raise_a_clear_value_error(shipped_encoder):
+    model, tokenizer, _ = shipped_encoder
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, 564\], got 0"):
+        fact_fills(model, tokenizer, load_world().facts()[:1], load_generator(), k=0)
+    with pytest.raises(ValueError, match="facts must not be empty"):
+        fact_fills(model, tokenizer, [], load_generator())
+    with pytest.raises(ValueError, match="fills must not be empty"):
+        fact_fill_accuracy([])
