@@ -44,7 +44,8 @@ from course_lib.validation import int_in_range, integer, nonnegative_int, one_of
 
 __all__ = [
     "GPT2_PATTERN", "GPT4_PATTERN", "WORD_PATTERN", "UNK_TOKEN", "Tokenizer", "BPETokenizer", "naive_bpe_merges",
-    "split_words", "WordLevelTokenizer", "WordPieceTokenizer", "ALLOWED_SPECIAL_MODES",
+    "split_words", "WordLevelTokenizer", "WordPieceTokenizer", "ALLOWED_SPECIAL_MODES", "SPECIAL_TOKENS",
+    "EncoderTokenizer",
 ]
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from course_lib.checkpoints import checkpoint_dir
 from course_lib.datasets import load_corpus
 from course_lib.tokenization import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer
-from course_lib.zoo import ZOO_DIR
 
 TRAIN_TEXT = ("The cat sat on the mat. The dog sat on the log! Where is the cat? It's on the mat.\n"
               "Hello world. Hello there, world!\n") * 4
@@ -103,7 +103,7 @@ def test_text_without_special_tokens_encodes_as_before(bpe: BPETokenizer) -> Non
 def test_corpus_ids_are_those_of_the_implementation_without_special_tokens() -> None:
     # Recorded with the shipped tokenizer before special tokens existed: the first validation
     # document's ids, and the number and SHA-256 of the ids of the first 200 documents.
-    tokenizer = BPETokenizer.load(ZOO_DIR / "tiny_gpt_tokenizer.json")
+    tokenizer = BPETokenizer.load(checkpoint_dir() / "tiny_gpt_tokenizer.json")
     documents = load_corpus("val")[:200]
     first = [90, 448, 339, 285, 367, 46, 320, 333, 332, 284, 32, 403, 100, 46, 320, 257, 300, 348, 349, 438, 46]
     digest = "22ca04a389ec291b8b34c65edf4c6dac32bc11769960407973c637684534810b"
@@ -214,10 +214,10 @@ def test_a_file_without_special_tokens_is_unchanged(tmp_path: Path, bpe: BPEToke
 
 @pytest.mark.parametrize("name", ["tiny_gpt_tokenizer.json", "tiny_encoder_tokenizer.json"])
 def test_shipped_tokenizers_load_and_save_byte_identical(tmp_path: Path, name: str) -> None:
-    tokenizer = BPETokenizer.load(ZOO_DIR / name)
+    tokenizer = BPETokenizer.load(checkpoint_dir() / name)
     assert tokenizer.special_tokens == {}
     tokenizer.save(tmp_path / name)
-    assert (tmp_path / name).read_bytes() == (ZOO_DIR / name).read_bytes()
+    assert (tmp_path / name).read_bytes() == (checkpoint_dir() / name).read_bytes()
 
 
 @pytest.mark.parametrize("special, match", [
