@@ -8,8 +8,21 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := $(shell grep -E '^torch==' constraints.txt)
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 PYTEST_ARGS ?=
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup lab test test-slow student notebooks benchmark lock clean
+# make test-portable: MKL and ATen choose kernels by the CPU's instruction set at run time, so the last bits
+# of float results differ between machines. On x86 these variables make this machine compute like others:
+# AVX2 only, then SSE4.2 with MKL's reproducible mode and ATen's scalar kernels. Elsewhere (ARM) the MKL
+# variables do nothing (no MKL) and ATEN_CPU_CAPABILITY=default, valid on every build, selects the scalar
+# kernels; "avx2" is left out there, because torch would warn about it into the notebooks' outputs.
+ifneq ($(filter x86_64 amd64 AMD64,$(shell uname -m)),)
+PORTABLE_CPUS := "MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2" \
+	"MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE"
+else
+PORTABLE_CPUS := "ATEN_CPU_CAPABILITY=default"
+endif
+
+.PHONY: setup lab test test-portable test-slow student notebooks benchmark lock clean
 
 setup: $(STAMP)
 
@@ -39,8 +52,16 @@ lab: setup
 
 test: setup
 	$(BIN)/ruff check course_lib tests scripts
-	COURSE_TORCH_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests notebooks \
-		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+	COURSE_TORCH_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests notebooks $(NBVAL) $(PYTEST_ARGS)
+
+# Strict nbval again on every notebook, as if on other CPUs and with two torch threads: the committed
+# outputs must not change.
+test-portable: setup
+	@for cpu in $(PORTABLE_CPUS); do \
+		echo "strict nbval with $$cpu COURSE_TORCH_THREADS=2"; \
+		env $$cpu COURSE_TORCH_THREADS=2 $(BIN)/python -m pytest -n 2 --dist loadfile notebooks $(NBVAL) \
+			$(PYTEST_ARGS) || exit 1; \
+	done
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow tests

@@ -26,7 +26,8 @@ raised Gemini's goodput from 85% to 97%.
 ``expected_goodput`` is the exact expectation of this model (Daly 2006, "A higher order estimate
 of the optimum checkpoint interval for restart dumps", Future Generation Computer Systems, its
 complete cost function): each segment of ``interval + save_time`` takes
-``M e^(R/M) (e^((interval + save_time)/M) - 1)`` in expectation, with M the cluster's MTBF and R the restart time, so the goodput of a long job is
+``M e^(R/M) (e^((interval + save_time)/M) - 1)`` in expectation, with M the cluster's MTBF and R the
+restart time, so the goodput of a long job is
 ``interval / (M e^(R/M) (e^((interval + save_time)/M) - 1))``. ``simulate_goodput`` runs the same
 process with seeded random failures, event by event, and agrees with it.
 

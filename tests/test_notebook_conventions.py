@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import platform
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,24 @@ IGNORE_MARK = "NBVAL_IGNORE_OUTPUT"
 MAX_IGNORE_MARKS_PER_NOTEBOOK = 1
 # Linux and macOS home and temporary folders, installed packages, Windows drives (C:\Users\...).
 MACHINE_PATHS = re.compile(r"(/home/|/root/|/work/|/tmp/|/Users/|/private/var/|site-packages|[A-Z]:\\)")
+# Rounding noise differs between CPUs: a number below 1e-9 (other than 0) or with 12+ significant digits.
+NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.])")
+TINY = 1e-9
+MANY_DIGITS = 12
+# A tiny bound printed as a claim is no noise: "< 1e-12", "agree to 1e-12", "below 1e-12".
+BOUND_BEFORE = re.compile(r"(?:<|<=|≤|\bto|\bbelow)\s*$")
+# The few tiny numbers that lessons measure on purpose, exact as printed, each with its reason. Keep it short:
+# print a claim ("agree to 1e-12: True") instead of adding a number here.
+TINY_VALUES = {
+    ("15_transformer_vs_seq2seq.ipynb", "1e-22"): "an RNN's gradient 63 tokens back, relative: it vanishes",
+    ("21_softmax.ipynb", "6.814e-46"): "exp(-104) in float64, the weight that float32 rounds to 0",
+    ("23_cross_entropy.ipynb", "1e-16"): "an input of the table: the probability of the observed token",
+    ("28_relu_derivative.ipynb", "1.7e-13"): "a 20-layer sigmoid MLP's gradient at layer 1, relative: vanished",
+    ("29_chain_rule.ipynb", "1.77e-10"): "the loss after 40 steps of gradient descent, in float64",
+    **{("41_vanishing_gradients.ipynb", value): "a vanished gradient, the lesson's measurement"
+       for value in ["8.1e-19", "8.4e-29", "7.1e-15", "1.3e-12", "2.7e-20"]},
+}
+MAX_TINY_VALUES = 12
 
 KEEP_METADATA = load_script("run_notebooks").KEEP_METADATA
 NUMBERED = numbered_notebook_paths()
@@ -45,6 +66,20 @@ def output_text(cell) -> str:
         parts.append(out.get("text", ""))
         parts.extend(v for k, v in out.get("data", {}).items() if k.startswith("text/"))
     return "".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def rounding_noise(text: str) -> list[str]:
+    """The numbers in text that look like rounding noise: nonzero below 1e-9 (unless printed as a bound,
+    after "<", "to" or "below"), or a decimal with 12 or more significant digits."""
+    noise = []
+    for match in NUMBER.finditer(text):
+        number = match.group()
+        mantissa = re.split(r"[eE]", number)[0].lstrip("+-")
+        digits = len(mantissa.replace(".", "").lstrip("0"))
+        tiny = 0 < abs(float(number)) < TINY and not BOUND_BEFORE.search(text[:match.start()])
+        if tiny or ("." in mantissa and digits >= MANY_DIGITS):
+            noise.append(number)
+    return noise
 
 
 def test_there_are_notebooks():
@@ -142,6 +177,58 @@ def test_outputs_hold_no_machine_specific_paths(path: Path):
     for cell in code_cells(read_notebook(path)):
         match = MACHINE_PATHS.search(output_text(cell))
         assert match is None, f"output mentions a machine path ({match.group(0)!r}): {cell.source[:60]!r}"
+
+
+@pytest.mark.parametrize("text, noise", [
+    ("largest difference from the engine's parameters: 9e-16", ["9e-16"]),
+    ("tensor([1.0000e+00, 1.2e-17])", ["1.2e-17"]),
+    ("largest |tiled - naive|: 1E-15 in float64", ["1E-15"]),
+    ("0.1 + 0.2 = 0.30000000000000004", ["0.30000000000000004"]),
+    ("error 0.0000000000004", ["0.0000000000004"]),
+    ("3.14159265358 (12 digits), 3.1415926535 (11 digits)", ["3.14159265358"]),
+    ("agree to 1e-12: True", []),
+    ("|J 1| < 1e-12: True, |x| <= 1e-10, float64 below 1e-15", []),
+    ("lr 3e-4, loss 1.25e-02, 1e-09, 0.0e+00, 5.000, 175,000,000,000 tokens, version 3.11.7", []),
+])
+def test_rounding_noise_pattern(text: str, noise: list[str]):
+    assert rounding_noise(text) == noise
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_outputs_hold_no_rounding_noise(path: Path):
+    for cell in code_cells(read_notebook(path)):
+        noise = [n for n in rounding_noise(output_text(cell)) if (path.name, n) not in TINY_VALUES]
+        assert not noise, (f"output looks like rounding noise, which changes from CPU to CPU: {noise} in cell "
+                           f"{cell.source[:60]!r}; print the claim instead (e.g. 'agree to 1e-12: True')")
+
+
+def test_tiny_value_exceptions_are_rare_and_in_use():
+    assert len(TINY_VALUES) <= MAX_TINY_VALUES, "print a claim or a bound instead of adding exceptions"
+    for (name, value), reason in TINY_VALUES.items():
+        outputs = [rounding_noise(output_text(c)) for c in code_cells(read_notebook(NOTEBOOKS / name))]
+        assert any(value in found for found in outputs), f"{name} no longer prints {value} ({reason}): remove it"
+
+
+def make_dry_run(target: str) -> str:
+    """The commands `make <target>` would run (the environment's set-up taken as done)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    command = ["make", "-n", "-s", "-C", str(REPO), "-o", ".venv/.installed", target]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def test_portable_run_reruns_strict_nbval_as_if_on_other_cpus_with_two_threads():
+    recipe = make_dry_run("test-portable")
+    nbval = re.search(r"--nbval .*?\.cfg", make_dry_run("test")).group()
+    assert nbval in recipe and "COURSE_TORCH_THREADS=2" in recipe
+    x86 = platform.machine().lower() in {"x86_64", "amd64"}
+    cpus = (["MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2",
+             "MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE"]
+            if x86 else ["ATEN_CPU_CAPABILITY=default"])
+    assert re.findall(r'"([^"]+)"', recipe.partition("; do")[0]) == cpus
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    steps = re.findall(r"^[^#\n]*\bmake (\S+)$", ci, re.MULTILINE)
+    assert steps == ["test", "test-portable", "test-slow"], f".ci/run runs {steps}"
 
 
 def test_ignore_marks_are_rare():
