@@ -1,4 +1,6 @@
 """The exercise checks that judge without telling: verdicts, messages, modes, hashes, forbidden calls."""
+# ruff: noqa: F811, F841 (a check finds the answer by its name in the caller's frame, as in a notebook,
+# so the answers these tests assign, and assign again, look unused to a linter)
 
 from __future__ import annotations
 
@@ -243,12 +245,12 @@ def test_check_function_names_the_failing_case(raising, capsys):
     with pytest.raises(CheckFailed, match="^✘ Exercise 1: in case large scores: the result is infinite$"):
         check_function("lse", reference_lse, CASES, exercise="Exercise 1")
 
-    def lse(z):  # noqa: F811
+    def lse(z):
         return None
     with pytest.raises(CheckFailed, match="in case small scores: lse returned None"):
         check_function("lse", reference_lse, CASES, exercise="Exercise 1")
 
-    def lse(z):  # noqa: F811
+    def lse(z):
         return {}["k"]
     with pytest.raises(CheckFailed, match="in case small scores: lse raised KeyError: .k."):
         check_function("lse", reference_lse, CASES, exercise="Exercise 1")
@@ -280,12 +282,12 @@ def test_check_function_expects_the_exception_the_reference_raises(raising, caps
         return k
     check_function("top_k", reference, [(2,), (0,)], exercise="Exercise 2")
 
-    def top_k(k):  # noqa: F811
+    def top_k(k):
         return k
     with pytest.raises(CheckFailed, match="in case 2: top_k should raise ValueError, but nothing was raised"):
         check_function("top_k", reference, [(2,), (0,)], exercise="Exercise 2")
 
-    def top_k(k):  # noqa: F811
+    def top_k(k):
         if k < 1:
             raise KeyError(k)
         return k
@@ -321,7 +323,8 @@ def test_forbid_catches_an_alias_and_a_swallowed_call(raising):
 def test_forbid_takes_a_notebook_name(raising):
     def jacobian(s):
         return torch.diag(s) - torch.outer(s, s)
-    namespace_check = "check_function('backward', lambda s, g: jacobian(s).T @ g, [(s, g)], exercise='Ex 2', forbid=['jacobian'])"
+    namespace_check = ("check_function('backward', lambda s, g: jacobian(s).T @ g, [(s, g)], exercise='Ex 2', "
+                       "forbid=['jacobian'])")
     s, g = torch.softmax(torch.tensor([1.0, 2.0]), 0), torch.tensor([1.0, -1.0])
     namespace = {"check_function": check_function, "jacobian": jacobian, "s": s, "g": g, "torch": torch}
     exec("def backward(s, g):\n    return jacobian(s).T @ g\n", namespace)  # a notebook's globals
@@ -339,7 +342,7 @@ def test_check_that_reports_the_first_property_that_fails(raising, capsys):
     n = 338
     check_that("n", properties, like=0, exercise="Exercise 3")
     assert capsys.readouterr().out == "✔ Exercise 3: check passed\n"
-    for n, message in [(300, "n is too small"), (339, "n is too large"), (338.0, "n should be an int")]:
+    for n, message in [(300, "n is too small"), (339, "n is too large"), (338.0, "n should be an int")]:  # noqa: B007
         with pytest.raises(CheckFailed, match=message):
             check_that("n", properties, like=0, exercise="Exercise 3")
     n = "338"
