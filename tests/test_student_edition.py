@@ -21,6 +21,7 @@ import nbformat
 import pytest
 from conftest import NOTEBOOKS, REPO, numbered_notebook_paths, read_notebook, uses_new_checks
 from jupyter_client.manager import start_new_kernel
+from nbclient import NotebookClient
 
 from course_lib.tooling import student_edition
 from course_lib.tooling.student_edition import (
@@ -411,3 +412,19 @@ def test_every_check_judges_without_telling(path: Path):
                 assert not leaked, f"cell {index}: on {answer}, the check shows the reference {leaked}:\n{text}"
     finally:
         kernel.close()
+
+
+@pytest.mark.parametrize("path", [p for p in numbered_notebook_paths() if uses_new_checks(read_notebook(p))],
+                         ids=lambda p: p.name)
+def test_run_all_goes_past_unfinished_exercises(path: Path):
+    """The student edition, run top to bottom as handed out: no cell fails (an error would stop "Run
+    all"), and every check reports its exercise as not done yet, on stderr."""
+    student = student_notebook(read_notebook(path))
+    env = {k: v for k, v in os.environ.items() if k not in ("NBGRADER_EXECUTION", "COURSE_CHECKS")}
+    client = NotebookClient(student, timeout=CELL_TIMEOUT, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute(env=env)  # raises CellExecutionError at the first cell that fails
+    labels = [f"Exercise {n} is not done yet" for n in range(1, len(find_exercises(read_notebook(path))) + 1)]
+    stderr = "".join(o.text for c in student.cells if c.cell_type == "code" for o in c.outputs
+                     if o.output_type == "stream" and o.name == "stderr")
+    assert labels and all(label in stderr for label in labels), stderr

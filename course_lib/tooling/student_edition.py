@@ -197,10 +197,12 @@ def none_answer(source: str) -> str:
 
 
 def is_solution_cell(cell: dict) -> bool:
+    """Whether `cell` is an exercise's solution cell: a code cell holding a solution region."""
     return cell["cell_type"] == "code" and BEGIN in cell["source"]
 
 
 def has_tag(cell: dict, tag: str) -> bool:
+    """Whether `cell` carries the cell tag `tag`."""
     return tag in cell.get("metadata", {}).get("tags", [])
 
 
