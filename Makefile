@@ -1,10 +1,12 @@
-# The course's single entry point. `make lab` opens the course, `make test` runs every test.
-# Both create and reuse a local environment in .venv (Python >= 3.11).
+# The course's single entry point. `make lab` opens the course, `make test` runs every test,
+# `make student-lab` opens the student edition. All create and reuse a local environment in .venv
+# (Python >= 3.11).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+INSTRUCTOR_STAMP := $(VENV)/.installed-instructor
 TORCH_PIN := $(shell grep -E '^torch==' constraints.txt)
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 PYTEST_ARGS ?=
@@ -22,7 +24,7 @@ else
 PORTABLE_CPUS := "ATEN_CPU_CAPABILITY=default"
 endif
 
-.PHONY: setup lab test test-portable test-slow student notebooks benchmark lock clean
+.PHONY: setup setup-instructor lab test test-portable test-slow student student-lab bundle notebooks benchmark lock clean
 
 setup: $(STAMP)
 
@@ -47,27 +49,42 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
+# nbgrader, for instructors who generate and autograde the exercises (and for CI, which tests that).
+setup-instructor: $(INSTRUCTOR_STAMP)
+
+$(INSTRUCTOR_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,instructor]"
+	@touch $(INSTRUCTOR_STAMP)
+
 lab: setup
 	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
 
 test: setup
 	$(BIN)/ruff check course_lib tests scripts
-	COURSE_TORCH_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests notebooks $(NBVAL) $(PYTEST_ARGS)
+	COURSE_TORCH_THREADS=1 COURSE_CHECKS=raise $(BIN)/python -m pytest -n 2 --dist loadfile tests notebooks $(NBVAL) $(PYTEST_ARGS)
 
 # Strict nbval again on every notebook, as if on other CPUs and with two torch threads: the committed
 # outputs must not change.
 test-portable: setup
 	@for cpu in $(PORTABLE_CPUS); do \
 		echo "strict nbval with $$cpu COURSE_TORCH_THREADS=2"; \
-		env $$cpu COURSE_TORCH_THREADS=2 $(BIN)/python -m pytest -n 2 --dist loadfile notebooks $(NBVAL) \
+		env $$cpu COURSE_TORCH_THREADS=2 COURSE_CHECKS=raise $(BIN)/python -m pytest -n 2 --dist loadfile notebooks $(NBVAL) \
 			$(PYTEST_ARGS) || exit 1; \
 	done
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow tests
 
+# The student edition in student/: a notebook you changed there is kept, never overwritten.
 student: setup
 	$(BIN)/python -m course_lib.tooling.student_edition student
+
+student-lab: student
+	$(BIN)/jupyter lab student/00_start_here.ipynb
+
+# A zip for a workshop: the student edition, the library as a wheel, the data, a README.
+bundle: setup
+	$(BIN)/python -m course_lib.tooling.bundle dist
 
 notebooks: setup
 	$(BIN)/python scripts/run_notebooks.py --write $(NB)
@@ -79,5 +96,6 @@ lock: setup
 	{ echo "# Exact versions the committed notebook outputs were made with (make lock writes this)."; \
 	  $(BIN)/python -m pip freeze --exclude-editable | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > constraints.txt
 
+# Never student/: it holds the learners' work.
 clean:
-	rm -rf $(VENV) student .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

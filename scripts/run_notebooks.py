@@ -7,13 +7,15 @@
 
 A bare name is looked up in notebooks/; a path with a folder is taken as given. `--write` only
 writes into notebooks/. Executed notebooks are saved with clean metadata (kernelspec and
-language_info only) and no widget state, which is what the convention tests ask for. Set
-COURSE_TORCH_THREADS to change torch threads.
+language_info only; cells keep their tags and nbgrader metadata) and no widget state, which is what
+the convention tests ask for. Exercise checks raise when they fail (COURSE_CHECKS=raise), so a
+failing check stops the run instead of being saved. Set COURSE_TORCH_THREADS to change torch threads.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -25,15 +27,16 @@ from nbclient import NotebookClient
 from course_lib.tooling.syllabus import NOTEBOOKS
 
 KEEP_METADATA = ("kernelspec", "language_info")
+KEEP_CELL_METADATA = ("nbgrader", "tags")  # nbgrader's cell roles (course_lib.tooling.grading)
 
 
 def clean_metadata(nb: nbformat.NotebookNode) -> None:
-    """Drop notebook metadata other than the kernel's, and cell metadata other than tags."""
+    """Drop notebook metadata other than the kernel's, and cell metadata other than tags and nbgrader's."""
     nb.metadata = nbformat.from_dict({k: nb.metadata[k] for k in KEEP_METADATA if k in nb.metadata})
     nb.metadata.kernelspec = {"display_name": "Python 3", "language": "python", "name": "python3"}
     for cell in nb.cells:
-        tags = cell.metadata.get("tags")
-        cell.metadata = nbformat.from_dict({"tags": tags} if tags else {})
+        cell.metadata = nbformat.from_dict({k: cell.metadata[k] for k in KEEP_CELL_METADATA
+                                            if cell.metadata.get(k)})
 
 
 def notebook_path(name: str) -> Path:
@@ -48,7 +51,7 @@ def execute(path: Path, timeout: int = 600) -> tuple[nbformat.NotebookNode, floa
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
-    client.execute()
+    client.execute(env=os.environ | {"COURSE_CHECKS": "raise"})  # a failing exercise check is an error
     return nb, time.perf_counter() - start
 
 

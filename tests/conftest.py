@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
 from hypothesis import settings
+
+from course_lib.tooling.student_edition import find_exercises
 
 # Property tests draw the same examples on every run, so a green test suite stays green; set
 # HYPOTHESIS_PROFILE=explore to let hypothesis search fresh examples (run it before changing a helper).
@@ -33,6 +36,16 @@ def numbered_notebook_paths() -> list[Path]:
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
+
+
+# The checks that print the expected value when they fail. A notebook whose check cells call none of
+# them follows the exercise conventions (judge without telling), and the tests hold it to them.
+OLD_CHECKS = re.compile(r"\bcheck_(close|equal|true|raises)\(")
+
+
+def uses_new_checks(nb: nbformat.NotebookNode) -> bool:
+    """True when no exercise check cell of `nb` calls an old check (the notebook is converted)."""
+    return not any(OLD_CHECKS.search(nb.cells[e.check].source) for e in find_exercises(nb))
 
 
 def load_script(name: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import platform
 import re
@@ -17,9 +18,20 @@ from conftest import (
     notebook_paths,
     numbered_notebook_paths,
     read_notebook,
+    uses_new_checks,
 )
 
-from course_lib.tooling.student_edition import exercises_start, find_exercises
+from course_lib.tooling.grading import add_nbgrader_metadata
+from course_lib.tooling.student_edition import (
+    BEGIN,
+    EDITION_TAG,
+    END,
+    EXERCISE_HEADING,
+    SOLUTION_TAG,
+    exercises_start,
+    find_exercises,
+    has_tag,
+)
 
 SECTIONS = ["The answer in 30 seconds", "Setup", "Try it", "What the common answer gets wrong",
             "Follow-up questions", "Exercises", "References"]
@@ -46,7 +58,8 @@ TINY_VALUES = {
 }
 MAX_TINY_VALUES = 12
 
-KEEP_METADATA = load_script("run_notebooks").KEEP_METADATA
+RUN_NOTEBOOKS = load_script("run_notebooks")
+KEEP_METADATA, KEEP_CELL_METADATA = RUN_NOTEBOOKS.KEEP_METADATA, RUN_NOTEBOOKS.KEEP_CELL_METADATA
 NUMBERED = numbered_notebook_paths()
 ALL = notebook_paths()
 
@@ -157,7 +170,7 @@ def test_clean_metadata(path: Path):
     assert set(nb.metadata) <= set(KEEP_METADATA), f"stray metadata: {set(nb.metadata)}"
     assert "widgets" not in nb.metadata
     for cell in nb.cells:
-        assert set(cell.metadata) <= {"tags"}, f"stray cell metadata {set(cell.metadata)}"
+        assert set(cell.metadata) <= set(KEEP_CELL_METADATA), f"stray cell metadata {set(cell.metadata)}"
 
 
 @pytest.mark.parametrize("text, machine", [
@@ -254,3 +267,64 @@ def test_readme_and_start_here_link_every_notebook():
     linked = set(re.findall(r"notebooks/(\d\d_\w+\.ipynb)", readme))
     missing = [name for name in linked if not (NOTEBOOKS / name).exists()]
     assert not missing, f"README links notebooks that do not exist: {missing}"
+
+
+# Exercises, the student edition and nbgrader.
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_nbgrader_metadata_is_up_to_date(path: Path):
+    nb = read_notebook(path)
+    assert not add_nbgrader_metadata(nb), \
+        f"run: python -m course_lib.tooling.grading notebooks/{path.name}"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_solution_markers_only_as_whole_lines_of_code_cells(path: Path):
+    """nbgrader takes any line holding a marker for one (a sentence quoting them aborts it)."""
+    for index, cell in enumerate(read_notebook(path).cells):
+        for line in cell.source.splitlines():
+            if "BEGIN SOLUTION" in line or "END SOLUTION" in line:
+                assert cell.cell_type == "code" and line.strip() in (BEGIN, END), \
+                    f"cell {index} quotes a solution marker: {line!r}"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_solution_and_edition_tags(path: Path):
+    nb = read_notebook(path)
+    start = exercises_start(nb)
+    for index, cell in enumerate(nb.cells):
+        if has_tag(cell, SOLUTION_TAG):
+            assert cell.cell_type == "markdown" and start is not None and index > start, \
+                f"cell {index}: only markdown answers in the exercises are tagged {SOLUTION_TAG!r}"
+    edition = [c for c in nb.cells if has_tag(c, EDITION_TAG)]
+    assert len(edition) == (1 if path.name.startswith("00") else 0), \
+        f"00_start_here has one cell tagged {EDITION_TAG!r} (the student edition rewrites it), no other notebook"
+
+
+def hint_strings(source: str) -> list[str]:
+    """The hint= arguments of the calls in a check cell."""
+    return [k.value.value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+            for k in node.keywords if k.arg == "hint" and isinstance(k.value, ast.Constant)]
+
+
+CONVERTED = [p for p in NUMBERED if uses_new_checks(read_notebook(p))]
+DETAILS = re.compile(r"<details>\s*<summary>Hint</summary>.*?</details>", re.DOTALL)
+
+
+@pytest.mark.parametrize("path", CONVERTED, ids=lambda p: p.name)
+def test_converted_exercises_follow_the_conventions(path: Path):
+    """Hints collapsed and free of formulas; nothing after a solution region (it would run on the stub)."""
+    nb = read_notebook(path)
+    prompts = [c for c in nb.cells if c.cell_type == "markdown" and EXERCISE_HEADING.search(c.source)]
+    assert len(prompts) == len(find_exercises(nb)), "one markdown prompt with '### Exercise N' per exercise"
+    for prompt in prompts:
+        label = EXERCISE_HEADING.search(prompt.source).group(1)
+        assert DETAILS.search(prompt.source), f"{label}: give a hint in <details><summary>Hint</summary>...</details>"
+        visible = DETAILS.sub("", prompt.source)
+        assert not re.search(r"\bhint", visible, re.IGNORECASE), f"{label}: a hint outside its <details> block"
+    for exercise in find_exercises(nb):
+        solution = nb.cells[exercise.solution].source
+        assert solution.rstrip().splitlines()[-1].strip() == END, \
+            f"cell {exercise.solution}: nothing may follow the last {END!r} (it would run on the stub)"
+        for hint in hint_strings(nb.cells[exercise.check].source):
+            assert "=" not in hint, f"cell {exercise.check}: a check's hint shows a formula: {hint!r}"

@@ -7,23 +7,36 @@ import sys
 import nbformat
 import pytest
 from conftest import NOTEBOOKS, load_script
+from nbclient.exceptions import CellExecutionError
 
 run_notebooks = load_script("run_notebooks")
 
 
-def test_clean_metadata_keeps_only_the_kernel_and_cell_tags():
+def test_clean_metadata_keeps_only_the_kernel_and_cell_tags_and_nbgrader_roles():
     nb = nbformat.v4.new_notebook()
     nb.metadata = nbformat.from_dict({"kernelspec": {"name": "odd", "display_name": "Odd"},
                                       "language_info": {"name": "python"}, "widgets": {"state": {}},
                                       "toc": {"x": 1}})
     tagged = nbformat.v4.new_code_cell("1", metadata={"tags": ["answer"], "scrolled": True})
     plain = nbformat.v4.new_markdown_cell("x", metadata={"collapsed": True, "tags": []})
-    nb.cells = [tagged, plain]
+    role = {"grade": True, "grade_id": "exercise-1-check", "locked": True, "points": 1}
+    graded = nbformat.v4.new_code_cell("check()", metadata={"nbgrader": role, "editable": False})
+    nb.cells = [tagged, plain, graded]
     run_notebooks.clean_metadata(nb)
     assert set(nb.metadata) == set(run_notebooks.KEEP_METADATA)
     assert nb.metadata.kernelspec == {"display_name": "Python 3", "language": "python", "name": "python3"}
     assert nb.metadata.language_info == {"name": "python"}
-    assert tagged.metadata == {"tags": ["answer"]} and plain.metadata == {}
+    assert tagged.metadata == {"tags": ["answer"]} and plain.metadata == {} and graded.metadata == {"nbgrader": role}
+
+
+def test_a_failing_exercise_check_stops_the_runner(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_CHECKS", raising=False)
+    path = tmp_path / "x.ipynb"
+    cells = [nbformat.v4.new_code_cell("from course_lib.notebook.checks import check_value\nanswer = 2"),
+             nbformat.v4.new_code_cell("check_value('answer', 3, exercise='Exercise 1')")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    with pytest.raises(CellExecutionError, match="Exercise 1: answer is too small"):
+        run_notebooks.execute(path)
 
 
 def test_a_bare_name_is_in_notebooks_and_a_path_is_taken_as_given(tmp_path):
