@@ -4,12 +4,13 @@ A *generative* classifier models how each class produces its inputs, p(x | y), a
 class occurs, p(y); it classifies by Bayes' rule, p(y | x) = p(x | y) p(y) / sum over y' of
 p(x | y') p(y'), and because it has a model of x it can also draw new inputs of a class
 (`GaussianNaiveBayes.sample`). A *discriminative* classifier models p(y | x) and nothing else
-(`LogisticRegression`). Ng & Jordan 2002 compared this pair: naive Bayes approaches its asymptotic
-error after a number of examples that grows with the logarithm of the number of features, logistic
-regression needs a number that grows linearly, but where naive Bayes's independence assumption is
-wrong logistic regression has the lower asymptotic error. `learning_curve` measures test error
-against the training-set size, `correlated_gaussians` makes data where both effects show, and
-`asymptotic_errors` gives both limits on that data exactly.
+(`LogisticRegression`). Ng & Jordan 2002 compared this pair: logistic regression's asymptotic error
+is never higher (Proposition 1) and is lower where naive Bayes's independence assumption is wrong,
+but it needs a number of examples that grows linearly with the number of features n to approach it
+(Proposition 2), while naive Bayes approaches its own after O(log n) examples (Corollary 6, under
+conditions on the features), so with few examples naive Bayes can be the better of the two.
+`learning_curve` measures test error against the training-set size, `correlated_gaussians` makes
+data where both effects show, and `asymptotic_errors` gives both limits on that data exactly.
 
 `GaussianNaiveBayes`: the prior of each class is its frequency; given the class, each feature is an
 independent Gaussian with the class's mean and (ddof 0) variance of that feature. Variance smoothing
@@ -25,8 +26,8 @@ system for the full step, scaled by ``lr`` and halved until the objective goes d
 stops when every gradient entry of the mean objective is below ``tol`` or after ``steps`` steps.
 
 Input: X is an (N, d) array of real numbers and y an (N,) array of integer labels, as torch tensors,
-numpy arrays or nested lists. Results are torch tensors on the CPU: probabilities and samples in
-float64, labels as int64 with the values y used.
+numpy arrays or nested lists. Results are torch tensors on the CPU whatever the input: probabilities
+and samples in float64, labels as int64 with the values y used.
 
 Left out: priors given by hand, online updates (scikit-learn's partial_fit), sample weights, other
 naive Bayes families (multinomial, Bernoulli), L1 and elastic-net penalties, other solvers (L-BFGS,
