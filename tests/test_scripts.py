@@ -86,3 +86,16 @@ def test_bench_retrieval_runs_on_a_few_chunks(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--overlap", "12"])
     assert "--overlap in [0, size)" in capsys.readouterr().err
+
+
+def test_bench_ngram_runs_on_a_few_documents(capsys):
+    bench = load_script("bench_ngram")
+    bench.main(["--documents", "40", "--orders", "1", "2", "--repeats", "1", "--compare", "--sizes", "20"])
+    out = capsys.readouterr().out
+    assert "train split: 40 documents" in out
+    for line in ("words           2", "characters      1", "tiny GPT (card): ratio 1.013",
+                 "words: model nats / exact nats", "characters: model nats / exact nats"):
+        assert line in out
+    with pytest.raises(SystemExit):
+        bench.main(["--orders", "0"])
+    assert "--orders, --sizes, --repeats and --documents must be >= 1" in capsys.readouterr().err
