@@ -55,6 +55,7 @@ from course_lib.validation import (
 
 __all__ = [
     "AsymptoticErrors",
+    "Classifier",
     "GaussianNaiveBayes",
     "LearningCurve",
     "LogisticRegression",

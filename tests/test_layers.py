@@ -129,7 +129,8 @@ def layer_violations(source: str, module: str, is_package: bool = False) -> list
             if any(_within(target, forbidden) for target in targets):
                 problems.append(f"{module}:{line} imports {forbidden}")
         if _within(imported, PACKAGE):
-            private = [n for n in imported.split(".") + names if n.startswith("_") and n != "*"]
+            private = [n for n in imported.split(".") + names
+                       if n.startswith("_") and not n.endswith("__") and n != "*"]  # __version__ is public
             if private and imported != module:
                 problems.append(f"{module}:{line} imports private {private} from {imported}")
     return problems

@@ -241,7 +241,7 @@ def test_portable_run_reruns_strict_nbval_as_if_on_other_cpus_with_two_threads()
     assert re.findall(r'"([^"]+)"', recipe.partition("; do")[0]) == cpus
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     steps = re.findall(r"^[^#\n]*\bmake (\S+)$", ci, re.MULTILINE)
-    assert steps == ["test", "test-portable", "test-slow"], f".ci/run runs {steps}"
+    assert steps == ["setup-instructor", "test", "test-portable", "test-slow"], f".ci/run runs {steps}"
 
 
 def test_ignore_marks_are_rare():

@@ -30,11 +30,14 @@ import zipfile
 from pathlib import Path
 
 from course_lib import __version__
+from course_lib.datasets import DATA_DIR_VARIABLE
 from course_lib.tooling.student_edition import REPO_NOTEBOOKS, build_student_edition
+
+__all__ = ["REPO", "BUNDLE", "PACKAGE_FILES", "CPU_INDEX", "SETUPTOOLS", "README", "build_wheel", "write_bundle",
+           "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = "llm-course-student"
-DATA_VARIABLE = "COURSE_DATA_DIR"
 PACKAGE_FILES = ("pyproject.toml", "README.md", "LICENSE")  # what building the wheel reads
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 SETUPTOOLS = 77  # the oldest major version that reads pyproject.toml's `license = "MIT"`
@@ -121,7 +124,7 @@ def write_bundle(out_dir: str | Path, *, source: str | Path = REPO_NOTEBOOKS, re
         shutil.copytree(repo / "data", root / "data", ignore=shutil.ignore_patterns("__pycache__"))
         wheel = build_wheel(root, repo)
         shutil.copy2(repo / "constraints.txt", root / "constraints.txt")
-        (root / "README.md").write_text(README.format(wheel=wheel.name, variable=DATA_VARIABLE,
+        (root / "README.md").write_text(README.format(wheel=wheel.name, variable=DATA_DIR_VARIABLE,
                                                       cpu_index=CPU_INDEX), encoding="utf-8")
         partial = target.with_suffix(".zip.partial")
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -29,6 +29,8 @@ import nbformat
 
 from course_lib.tooling.student_edition import SOLUTION_TAG, find_exercises, has_tag
 
+__all__ = ["SCHEMA_VERSION", "DEFAULT_POINTS", "nbgrader_metadata", "add_nbgrader_metadata", "main"]
+
 SCHEMA_VERSION = 3
 DEFAULT_POINTS = 1
 

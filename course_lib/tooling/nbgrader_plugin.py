@@ -27,6 +27,8 @@ from nbgrader.preprocessors import ClearOutput, ClearSolutions, NbGraderPreproce
 
 from course_lib.tooling.student_edition import student_notebook
 
+__all__ = ["ASSIGNMENT", "CELL_TIMEOUT", "StudentEdition", "release_preprocessors", "configure"]
+
 ASSIGNMENT = "notebooks"
 CELL_TIMEOUT = 600  # seconds; nbgrader's default (30) is short for a cell that trains a tokenizer
 
