@@ -133,6 +133,57 @@ def test_tagged_answer_and_follow_ups(path: Path):
     assert all(c.cell_type == "markdown" for c in follow_ups)
 
 
+# "The answer in 30 seconds": about 35 seconds spoken.
+MAX_ANSWER_WORDS = 90
+# Answers and follow-ups are read out of context, as flashcards: nothing may point into the notebook.
+CONTEXT_BOUND = re.compile(r"\b(above|below|here|this notebook|this lesson|the plot|the figure|as we saw|"
+                           r"exercises?|course_lib|the library|the course|our)\b", re.IGNORECASE)
+
+
+def answer_words(source: str) -> int:
+    """The number of words of an answer cell, its heading line left out."""
+    lines = source.strip().split("\n")
+    if lines[0].startswith("#"):
+        lines = lines[1:]
+    return len("\n".join(lines).split())
+
+
+@pytest.mark.parametrize("source, words", [
+    ("## The answer in 30 seconds\n\nOne two\nthree.", 3),
+    ("No heading: four words.", 4),
+    ("## Heading only", 0),
+])
+def test_answer_words_leave_out_the_heading(source: str, words: int):
+    assert answer_words(source) == words
+
+
+@pytest.mark.parametrize("text, found", [
+    ("as measured above", ["above"]),
+    ("In This Notebook and in the plot", ["This Notebook", "the plot"]),
+    ("Exercise 3 derives it; our trainer", ["Exercise", "our"]),
+    ("where, hourly, thereby, the libraryless", []),
+    ("values below 1", ["below"]),
+])
+def test_context_bound_pattern(text: str, found: list[str]):
+    assert CONTEXT_BOUND.findall(text) == found
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
+def test_answer_is_said_in_30_seconds(path: Path):
+    answers = [c for c in read_notebook(path).cells if "answer" in c.metadata.get("tags", [])]
+    assert len(answers) == 1, f"one cell tagged 'answer', got {len(answers)}"
+    words = answer_words(answers[0].source)
+    assert words <= MAX_ANSWER_WORDS, f"the answer has {words} words, at most {MAX_ANSWER_WORDS}"
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
+def test_answer_and_follow_ups_stand_alone(path: Path):
+    for index, cell in enumerate(read_notebook(path).cells):
+        if {"answer", "follow-up"} & set(cell.metadata.get("tags", [])):
+            found = CONTEXT_BOUND.findall(cell.source)
+            assert not found, f"cell {index} is read alone, as a flashcard, yet says {found}"
+
+
 @pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
 def test_exercises_have_solutions_and_checks(path: Path):
     nb = read_notebook(path)
