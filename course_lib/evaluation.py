@@ -13,7 +13,8 @@ Encoder (`evaluate_encoder`): accuracy of the pair head on one NSP pair and one 
 document, and the masked-LM loss and accuracy at the positions BERT's masking selects
 (`course_lib.objectives`). Facts (`fact_fills`, `fact_fill_accuracy`): each fact of the world is
 asked as a one-sentence probe with its object masked, ``[CLS] Rozi lives in [MASK]. [SEP]``, and
-scored by the rank the encoder gives the true object.
+scored by the rank the encoder gives the true object. A sentence (`pseudo_log_likelihood`): each of
+its tokens masked in turn, the log-probabilities of the originals added up (Salazar et al. 2020).
 
 Left out: benchmarks and tasks outside the course's world, calibration, generation quality (the
 decoding lessons measure it), and confidence intervals (the validation split is fixed).
@@ -35,11 +36,11 @@ from course_lib.objectives import (
     sentence_ids,
 )
 from course_lib.tokenization import BPETokenizer, EncoderTokenizer
-from course_lib.validation import positive_int
+from course_lib.validation import positive_int, string
 from course_lib.world import DocumentGenerator, Fact
 
 __all__ = ["NEWLINE", "FactFill", "document_nats", "encode_document", "evaluate_encoder", "fact_fill_accuracy",
-           "fact_fills"]
+           "fact_fills", "pseudo_log_likelihood"]
 
 NEWLINE = "\n"  # ends every line of a corpus file; `encode_document` puts one before and after a document
 
@@ -159,3 +160,26 @@ def fact_fill_accuracy(fills: Sequence[FactFill], k: int = 1) -> float:
     if not fills:
         raise ValueError("fills must not be empty")
     return sum(f.rank <= k for f in fills) / len(fills)
+
+
+@torch.no_grad()
+def pseudo_log_likelihood(model: TinyEncoder, tokenizer: EncoderTokenizer, text: str) -> float:
+    """The pseudo-log-likelihood of ``text`` under a masked LM (Salazar et al. 2020), in nats.
+
+    ``text`` is one segment, ``[CLS] text [SEP]``; each of its T tokens is masked in turn, and the
+    log-probabilities the model gives the original tokens at their masked positions are added up. The
+    T masked copies run as one batch. Not a log-probability of the text: each term conditions on every
+    other token, so the terms do not chain into a distribution over texts.
+    """
+    text = string(text, "text", nonempty=True)
+    ids = tokenizer.encode(text)
+    if len(ids) + 2 > model.context_length:
+        raise ValueError(f"text must fit in the context_length {model.context_length} with [CLS] and [SEP], "
+                         f"got {len(ids)} tokens")
+    T, rows = len(ids), torch.arange(len(ids))
+    positions = rows + 1  # (T,) each token's position after [CLS]
+    copies = torch.tensor(tokenizer.pack(ids)[0]).repeat(T, 1)  # (T, T + 2)
+    copies[rows, positions] = tokenizer.mask_id  # copy i masks token i
+    logits = model(copies.to(next(model.parameters()).device)).mlm_logits.cpu()  # (T, T + 2, V)
+    log_probs = torch.log_softmax(logits[rows, positions].double(), dim=-1)  # (T, V)
+    return log_probs[rows, torch.tensor(ids)].sum().item()

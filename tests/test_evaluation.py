@@ -13,6 +13,7 @@ from course_lib.evaluation import (
     evaluate_encoder,
     fact_fill_accuracy,
     fact_fills,
+    pseudo_log_likelihood,
 )
 from course_lib.zoo import ENCODER_ZOO
 
@@ -81,3 +82,38 @@ def test_bad_encoder_scoring_inputs_raise_a_clear_value_error(shipped_encoder):
         fact_fills(model, tokenizer, [], load_generator())
     with pytest.raises(ValueError, match="fills must not be empty"):
         fact_fill_accuracy([])
+
+
+def test_pseudo_log_likelihood_masks_each_token_in_turn(shipped_encoder):
+    model, tokenizer, _ = shipped_encoder
+    text = "Rozi lives in Pominport. She has a pet cat."
+    ids, by_hand = tokenizer.encode(text), 0.0
+    for i, original in enumerate(ids):  # one pass per masked token, as the definition reads
+        masked = list(ids)
+        masked[i] = tokenizer.mask_id
+        packed = torch.tensor([tokenizer.pack(masked)[0]])  # (1, T + 2): [CLS] first
+        with torch.no_grad():
+            by_hand += torch.log_softmax(model(packed).mlm_logits[0, i + 1].double(), dim=-1)[original].item()
+    assert pseudo_log_likelihood(model, tokenizer, text) == pytest.approx(by_hand, abs=1e-4)
+
+
+def test_pseudo_log_likelihood_prefers_a_fact_the_encoder_recalls(shipped_encoder):
+    model, tokenizer, _ = shipped_encoder
+    world = load_world()
+    fills = fact_fills(model, tokenizer, [f for f in world.facts() if f.relation == "lives_in"], load_generator())
+    known = next(fill.fact for fill in fills if fill.rank == 1)
+    wrong_city = next(city for city in world.cities if city != known.object)
+    true_score = pseudo_log_likelihood(model, tokenizer, f"{known.subject} lives in {known.object}.")
+    false_score = pseudo_log_likelihood(model, tokenizer, f"{known.subject} lives in {wrong_city}.")
+    assert false_score < true_score < 0
+
+
+def test_bad_pseudo_log_likelihood_inputs_are_named(shipped_encoder):
+    model, tokenizer, _ = shipped_encoder
+    with pytest.raises(TypeError, match="text must be a str, got int"):
+        pseudo_log_likelihood(model, tokenizer, 3)
+    with pytest.raises(ValueError, match="text must be a non-empty str"):
+        pseudo_log_likelihood(model, tokenizer, "")
+    with pytest.raises(ValueError, match=r"text must fit in the context_length \d+ with \[CLS\] and \[SEP\]"):
+        pseudo_log_likelihood(model, tokenizer, "Rozi " * model.context_length)
+
