@@ -46,7 +46,7 @@ def compare(train: Sequence[str], orders: Sequence[int], units: Sequence[str], s
     generator = load_generator()
     exact = -sum(generator.log_prob(d) for d in val)
     print(f"\nvalidation: {len(val)} documents, generator's exact loss {exact / len(val):.2f} nats per document")
-    print(f"tiny GPT (card): ratio {load_card()['metrics']['ratio']:.3f}")
+    print(f"tiny GPT (card): ratio {load_card('tiny_gpt')['metrics']['ratio']:.3f}")
     for unit in units:
         vocabulary = {t for d in list(train) + val for t in document_tokens(d, unit)}
         print(f"\n{unit}: model nats / exact nats (1 is optimal)")
