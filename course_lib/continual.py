@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from course_lib.validation import (
     callable_arg,
     float_tensor,
+    module,
     number_in_range,
     positive_int,
     tensor,
@@ -45,8 +46,7 @@ __all__ = ["ReplayBuffer", "diagonal_fisher", "ewc_penalty"]
 
 
 def _check_model(model: Any) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type_name(model)}")
+    module(model, "model")
     return model
 
 

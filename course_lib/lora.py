@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from course_lib.validation import (
+    module,
     number_in_range,
     positive_int,
     positive_number,
@@ -184,8 +185,7 @@ def add_lora(model: nn.Module, r: int, alpha: float, targets: str | Iterable[str
     when a target's weight is shared with another parameter (tied weights, such as TinyGPT's
     ``lm_head`` and ``token_embedding``): merging would change the other module too.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type_name(model)}")
+    module(model, "model")
     names = _target_names(targets)
     _check_hyperparameters(r, alpha, dropout)  # before the model is changed
     if any(isinstance(m, LoRALinear) for m in model.modules()):
@@ -219,8 +219,7 @@ def remove_lora(model: nn.Module, merge: bool = False) -> list[str]:
     dropped), as plain linear layers. requires_grad flags are left as they are (frozen): call
     ``model.requires_grad_(True)`` to train the whole model again.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type_name(model)}")
+    module(model, "model")
     if not isinstance(merge, bool):
         raise TypeError(f"merge must be a bool, got {type_name(merge)} {merge!r}")
     adapted = [(name, m) for name, m in model.named_modules() if isinstance(m, LoRALinear)]
@@ -247,8 +246,7 @@ class ParameterCounts(NamedTuple):
 
 def parameter_counts(model: nn.Module) -> ParameterCounts:
     """Trainable (``requires_grad``) and total parameter values of ``model``."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type_name(model)}")
+    module(model, "model")
     params = list(model.parameters())  # shared (tied) tensors appear once
     return ParameterCounts(sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params))
 

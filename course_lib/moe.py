@@ -55,6 +55,7 @@ from course_lib.transformer import MLP
 from course_lib.validation import (
     float_tensor,
     int_in_range,
+    module,
     positive_int,
     positive_number,
 )
@@ -185,8 +186,7 @@ def parameter_counts(model: nn.Module) -> ParameterCounts:
     MoELayer, the ``n_experts - top_k`` experts a token does not visit (what one token computes
     with). A model without MoELayers has active == total.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    module(model, "model")
     total = sum(p.numel() for p in model.parameters())
     idle = 0
     for layer in model.modules():

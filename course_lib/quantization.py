@@ -32,6 +32,7 @@ from course_lib.validation import (
     float_tensor,
     int_in_range,
     integer_tensor,
+    module,
     nonnegative_int,
     number_in_range,
     one_of,
@@ -111,8 +112,7 @@ def quantized_copy(model: nn.Module, bits: int) -> nn.Module:
     gains) keep full precision, as in LLM.int8. The model passed in is left unchanged.
     """
     _check_bits(bits)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type_name(model)}")
+    module(model, "model")
     copied = copy.deepcopy(model)
     with torch.no_grad():
         for weights in copied.parameters():

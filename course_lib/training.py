@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.validation import nonnegative_number, positive_int, positive_number, tensor, type_name
+from course_lib.validation import module, nonnegative_number, positive_int, positive_number, tensor, type_name
 
 __all__ = ["TrainingConfig", "deterministic", "learning_rate", "optimizer_step", "train_loop"]
 
@@ -139,8 +139,7 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     ``lr(step)``, gradients clipped to ``grad_clip``) minimises their sum. The model is in training
     mode during the loop and in eval mode after it. ``progress`` shows a bar named ``desc``.
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    module(model, "model")
     steps = positive_int(steps, "steps")
     if not callable(step_losses) or not callable(lr):
         raise TypeError(f"step_losses and lr must be functions of the step, got {step_losses!r} and {lr!r}")

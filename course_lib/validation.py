@@ -40,6 +40,7 @@ __all__ = [
     "as_float_tensor",
     "integer_tensor",
     "callable_arg",
+    "module",
     "type_name",
 ]
 
@@ -200,4 +201,11 @@ def callable_arg(value: Any, name: str, what: str = "callable") -> Callable:
     """value itself, if it can be called; `what` describes the expected signature."""
     if not callable(value):
         raise TypeError(f"{name} must be {what}, got {type_name(value)}")
+    return value
+
+
+def module(value: Any, name: str) -> torch.nn.Module:
+    """value itself, if it is a torch.nn.Module."""
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type_name(value)}")
     return value

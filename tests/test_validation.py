@@ -20,6 +20,7 @@ from course_lib.validation import (
     int_in_range,
     integer,
     integer_tensor,
+    module,
     nonnegative_int,
     nonnegative_number,
     number_in_range,
@@ -243,6 +244,14 @@ def test_every_check_returns_its_value():
              real(1, "x"), positive_number(1, "x"), nonnegative_number(1, "x"), number_in_range(1, "x", 0, 1),
              probability(1, "p"), boolean(True, "b"), one_of(1, "c", (1,)), tensor(torch.ones(1), "t"),
              float_tensor(torch.ones(1), "t"), as_float_tensor(torch.ones(1), "t"),
-             integer_tensor(torch.ones(1, dtype=torch.long), "t"), callable_arg(len, "f"), string("s", "s")]
+             integer_tensor(torch.ones(1, dtype=torch.long), "t"), callable_arg(len, "f"), string("s", "s"),
+             module(torch.nn.Identity(), "m")]
     assert all(result is not None for result in calls)
     assert len(calls) == len(validation.__all__) - 1  # every helper but type_name, which is no check
+
+
+def test_module_accepts_modules_and_names_anything_else():
+    layer = torch.nn.Linear(2, 2)
+    assert module(layer, "model") is layer
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got int"):
+        module(3, "model")
