@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import replace
 
 import pytest
 import torch
@@ -209,7 +210,7 @@ def test_main_writes_into_the_zoo_dir_it_is_given(tmp_path, monkeypatch, capsys)
         torch.manual_seed(0)
         return Seq2Seq(config.model_config(task.vocab_size)), task, {"accuracy_by_length": {}}
 
-    monkeypatch.setattr(zoo, "train_seq2seq", untrained)
+    monkeypatch.setitem(zoo.RECIPES, "seq2seq_gru", replace(zoo.RECIPES["seq2seq_gru"], train=untrained))
     main(["--retrain", "--name", "seq2seq_gru", "--zoo-dir", str(tmp_path)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seq2seq_gru.json", "seq2seq_gru.safetensors"]
     assert load_card("seq2seq_gru", tmp_path)["training"] == SEQ2SEQ_ZOO["seq2seq_gru"].to_dict()
