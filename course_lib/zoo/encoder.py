@@ -11,7 +11,9 @@ validation NSP accuracy (95% rescaled) and filled 28% of the facts (71%). Traini
 seconds of one core. The card records validation NSP accuracy, the NSP head's accuracy on SOP
 pairs, MLM loss and accuracy, and how many of the world's facts it fills in
 (`course_lib.evaluation`). Files: ``tiny_encoder.safetensors``, ``tiny_encoder.json``,
-``tiny_encoder_tokenizer.json`` (the BPE). Load them with `load_tiny_encoder`.
+``tiny_encoder_tokenizer.json`` (the BPE). Load them with `load_tiny_encoder`. A second
+checkpoint, ``tiny_encoder_sop``, is trained identically with ALBERT's sentence-order prediction in
+place of NSP, so that the two pair objectives can be compared on the same model.
 
 Left out: whole-word masking, static masking in 10 copies (each batch is masked afresh, as RoBERTa).
 """
@@ -84,8 +86,11 @@ class EncoderTrainConfig(TrainingConfig):
                                  pad_id=vocab_size - 1)
 
 
-#: The shipped encoder, by name: MLM plus NSP, as BERT was trained.
-ENCODER_ZOO: dict[str, EncoderTrainConfig] = {"tiny_encoder": EncoderTrainConfig()}
+#: The shipped encoders, by name: MLM plus NSP, as BERT was trained, and MLM plus SOP, as ALBERT was.
+ENCODER_ZOO: dict[str, EncoderTrainConfig] = {
+    "tiny_encoder": EncoderTrainConfig(),
+    "tiny_encoder_sop": EncoderTrainConfig(name="tiny_encoder_sop", pair_objective="sop"),
+}
 
 
 def _pair_batches(tokenizer: EncoderTokenizer, documents: Sequence[Sequence[tuple[int, ...]]],
