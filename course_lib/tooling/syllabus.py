@@ -37,7 +37,7 @@ class Lesson:
 _L = Lesson
 LESSONS: tuple[Lesson, ...] = (
     _L(1, "tokenization", "What is tokenization, and why does it matter for an LLM?", ("tokenization", "datasets")),
-    _L(2, "lora_qlora", "What are LoRA and QLoRA?", ("lora", "quantization")),
+    _L(2, "lora_qlora", "What are LoRA and QLoRA?", ("lora", "quantization", "training", "losses", "measure", "world", "datasets", "evaluation", "zoo")),
     _L(3, "beam_search", "What is beam search, and how does it differ from greedy decoding?", ("decoding", "zoo", "datasets", "evaluation")),
     _L(4, "temperature", "What does the temperature do when an LLM generates text?", ("decoding", "zoo", "datasets", "losses")),
     _L(5, "masked_language_modeling", "What is masked language modelling, and what does it give pretraining?", ("objectives", "zoo", "checkpoints", "datasets", "evaluation", "losses")),
