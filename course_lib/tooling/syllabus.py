@@ -52,7 +52,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(14, "out_of_vocabulary", "How do LLMs handle out-of-vocabulary words?", ("tokenization", "datasets", "evaluation", "zoo")),
     _L(15, "transformer_vs_seq2seq", "What did the Transformer fix in recurrent sequence-to-sequence models?", ("costs", "attention", "measure", "models", "decoding", "transformer")),
     _L(16, "overfitting", "What is overfitting, and how is it prevented?", ("training",)),
-    _L(17, "generative_vs_discriminative", "What are generative and discriminative models?", ("classifiers",)),
+    _L(17, "generative_vs_discriminative", "What are generative and discriminative models?", ("classifiers", "datasets", "evaluation", "zoo")),
     _L(18, "gpt4_vs_gpt3", "How do GPT-4 and GPT-3 differ, by what is actually disclosed?", ("scaling",)),
     _L(19, "positional_encodings", "What are positional encodings, and which kinds do LLMs use?", ("positional", "attention", "zoo")),
     _L(20, "multi_head_attention", "How does multi-head attention work?", ("attention", "costs", "datasets", "zoo")),
