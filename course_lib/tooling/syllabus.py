@@ -67,7 +67,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(29, "chain_rule", "What is the chain rule, and how does gradient descent use it?", ("autograd", "measure")),
     _L(30, "attention_scores", "How are attention scores computed, and why are they scaled?", ("attention", "softmax")),
     _L(31, "gemini", "What does the Gemini report say about training efficiency and stability?", ("systems",)),
-    _L(32, "foundation_models", "What kinds of foundation models are there?", ("models",)),
+    _L(32, "foundation_models", "What kinds of foundation models are there?", ("models", "classifiers", "datasets", "zoo")),
     _L(33, "peft_and_forgetting", "How does parameter-efficient fine-tuning limit forgetting?", ("lora",)),
     _L(34, "rag", "What are the steps of a retrieval-augmented generation pipeline?", ("retrieval",)),
     _L(35, "mixture_of_experts", "How does a mixture of experts make LLMs scale?", ("moe",)),
