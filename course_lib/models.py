@@ -158,6 +158,14 @@ class TinyGPT(nn.Module):
         their keys and values are appended and the result equals the matching rows of one
         teacher-forced pass over the whole sequence.
         """
+        return self.lm_head(self.hidden_states(ids, caches))  # (B, T, V) = h @ wte^T
+
+    def hidden_states(self, ids: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+        """The last layer's vectors, after the final LayerNorm, that the LM head reads: ids (B, T) -> (B, T, d).
+
+        These are the model's features of each prefix (what a linear probe reads); ``caches`` as in
+        `forward`.
+        """
         if caches is not None and (not isinstance(caches, list) or len(caches) != self.config.n_layers):
             raise ValueError(f"caches must be a list of one KVCache per layer ({self.config.n_layers}), "
                              f"got {caches!r:.80}")
@@ -166,8 +174,7 @@ class TinyGPT(nn.Module):
         B, T = ids.shape
         positions = torch.arange(past, past + T, device=ids.device)  # (T,)
         x = self.token_embedding(ids) + self.positions(positions)  # (B, T, d)
-        h = self.decoder(x, caches=caches)  # (B, T, d), final LayerNorm included
-        return self.lm_head(h)  # (B, T, V) = h @ wte^T
+        return self.decoder(x, caches=caches)  # (B, T, d), final LayerNorm included
 
     def attention_maps(self, ids: torch.Tensor) -> torch.Tensor:
         """Causal self-attention weights of every layer and head: ids (B, T) -> (B, L, H, T, T).

@@ -66,6 +66,20 @@ def test_tied_weights_share_storage_and_logits_are_h_times_wte_transposed():
     assert model.token_embedding.weight.grad is model.lm_head.weight.grad  # one gradient, both uses
 
 
+def test_hidden_states_are_what_the_lm_head_reads_and_follow_the_cache():
+    model = tiny_model()
+    ids = random_ids(2, 6)
+    hidden = model.hidden_states(ids)  # (2, 6, d)
+    assert hidden.shape == (2, 6, model.config.d_model)
+    torch.testing.assert_close(hidden, model.decoder(model.token_embedding(ids) + model.positions(torch.arange(6))))
+    torch.testing.assert_close(model(ids), hidden @ model.token_embedding.weight.T)
+    caches = model.new_caches()
+    first, rest = model.hidden_states(ids[:, :4], caches), model.hidden_states(ids[:, 4:], caches)
+    torch.testing.assert_close(torch.cat([first, rest], dim=1), hidden)
+    with pytest.raises(ValueError, match="ids must be in"):
+        model.hidden_states(torch.tensor([[1, 40]]))
+
+
 def test_embedding_lookup_is_one_hot_times_the_table():
     model, ids = tiny_model(), random_ids(3, 5)
     table = model.token_embedding.weight
