@@ -11,10 +11,13 @@ from conftest import NOTEBOOKS, REPO, read_notebook
 
 from course_lib.tooling import syllabus
 from course_lib.tooling.syllabus import (
+    BUILDS_ON,
     END,
     LESSONS,
     START,
+    link_lines,
     markdown_table,
+    write_lesson_links,
     write_readme_table,
 )
 
@@ -108,3 +111,55 @@ def test_command_line_prints_or_writes_the_table(tmp_path, monkeypatch, capsys):
     assert "old" in readme.read_text(encoding="utf-8")
     syllabus.main([])
     assert readme.read_text(encoding="utf-8") == f"{START}\n{markdown_table()}\n{END}\n"
+
+
+def test_builds_on_names_every_lesson_and_has_no_cycle():
+    assert sorted(BUILDS_ON) == list(range(1, 51))
+    assert all(n not in earlier and all(1 <= m <= 50 for m in earlier) for n, earlier in BUILDS_ON.items())
+    visiting, done = set(), set()
+
+    def visit(n):  # depth-first search: meeting a lesson still being visited is a cycle
+        assert n not in visiting, f"BUILDS_ON has a cycle through lesson {n}"
+        if n not in done:
+            visiting.add(n)
+            for m in BUILDS_ON[n]:
+                visit(m)
+            visiting.discard(n)
+            done.add(n)
+
+    for n in BUILDS_ON:
+        visit(n)
+
+
+@pytest.mark.parametrize("lesson", [lesson for lesson in LESSONS if lesson.exists()], ids=lambda lesson: lesson.notebook)
+def test_every_lesson_names_what_it_builds_on_and_links_the_next(lesson):
+    nb = read_notebook(NOTEBOOKS / lesson.notebook)
+    builds_on, next_line = link_lines(lesson.number)
+    assert builds_on in nb.cells[0].source.split("\n"), \
+        f"{lesson.notebook}: first cell lacks '{builds_on[:40]}...': run python -m course_lib.tooling.syllabus --links"
+    assert nb.cells[-1].source.rstrip().endswith(next_line), \
+        f"{lesson.notebook}: last cell must end with '{next_line}': run python -m course_lib.tooling.syllabus --links"
+
+
+def test_link_lines_skip_planned_lessons_and_wrap_to_start_here(tmp_path):
+    for name in ("03_beam_search.ipynb", "04_temperature.ipynb", "50_llm_challenges.ipynb"):
+        (tmp_path / name).write_text("{}", encoding="utf-8")
+    builds_on, next_line = link_lines(4, tmp_path)
+    assert "[03 · " in builds_on and "](03_beam_search.ipynb)" in builds_on and "21 · " in builds_on
+    assert "(planned)" in builds_on and "21_softmax.ipynb" not in builds_on  # 21 does not exist there
+    assert next_line.endswith("(50_llm_challenges.ipynb)")  # 5 to 49 missing: the next existing lesson
+    assert link_lines(50, tmp_path)[1] == "**Next:** [00 · Start here](00_start_here.ipynb)"
+
+
+def test_write_lesson_links_is_idempotent_and_keeps_outputs(tmp_path):
+    import shutil
+    for name in ("21_softmax.ipynb", "23_cross_entropy.ipynb"):
+        shutil.copy(NOTEBOOKS / name, tmp_path / name)
+    outputs_before = [c.get("outputs") for c in read_notebook(tmp_path / "23_cross_entropy.ipynb").cells]
+    write_lesson_links(tmp_path)
+    assert write_lesson_links(tmp_path) == []  # a second run changes nothing
+    nb = read_notebook(tmp_path / "23_cross_entropy.ipynb")
+    assert [c.get("outputs") for c in nb.cells] == outputs_before
+    assert nb.cells[0].source.count("**Builds on:**") == 1 and nb.cells[-1].source.count("**Next:**") == 1
+    assert "](21_softmax.ipynb)" in nb.cells[0].source
+    assert read_notebook(tmp_path / "21_softmax.ipynb").cells[-1].source.endswith("(23_cross_entropy.ipynb)")

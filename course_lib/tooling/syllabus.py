@@ -1,11 +1,14 @@
 """The course's fifty lessons: number, notebook, question (in the course's words), library modules.
 
 One table feeds the README and `00_start_here.ipynb`, so the two never disagree; a test checks the
-README against it. A lesson links to its notebook only once the notebook exists. Left out: the
-lessons' content (it lives in the notebooks) and any ordering other than the questions' own.
+README against it. A lesson links to its notebook only once the notebook exists. `BUILDS_ON` names,
+for every lesson, the earlier-taught lessons it relies on; every notebook states them in its first
+cell and ends with a link to the next lesson (`link_lines`, written by `write_lesson_links`). Left
+out: the lessons' content (it lives in the notebooks) and any ordering other than the questions' own.
 
 Command line: ``python -m course_lib.tooling.syllabus`` rewrites the table in README.md (between its
-``syllabus`` markers); ``--print`` prints it instead.
+``syllabus`` markers); ``--print`` prints it instead; ``--links`` rewrites every notebook's
+"Builds on" and "Next" lines.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NOTEBOOKS", "Lesson", "LESSONS", "markdown_table", "README", "START", "END", "write_readme_table", "main"]
+__all__ = ["NOTEBOOKS", "Lesson", "LESSONS", "BUILDS_ON", "BUILDS_ON_PREFIX", "NEXT_PREFIX", "link_lines",
+           "write_lesson_links", "markdown_table", "README", "START", "END", "write_readme_table", "main"]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -89,14 +93,84 @@ LESSONS: tuple[Lesson, ...] = (
 )
 
 
+#: For every lesson, the lessons whose content it relies on (what to read first if it is new to you).
+BUILDS_ON: dict[int, tuple[int, ...]] = {
+    1: (), 2: (26, 29), 3: (1, 23), 4: (21, 3), 5: (1, 23), 6: (23,), 7: (5, 30), 8: (1,), 9: (5,),
+    10: (4,), 11: (4, 10), 12: (23, 29), 13: (27, 4), 14: (1,), 15: (6, 30), 16: (23, 29), 17: (23,),
+    18: (1, 46), 19: (30,), 20: (21, 30), 21: (), 22: (30,), 23: (21,), 24: (8, 23), 25: (29,), 26: (),
+    27: (23,), 28: (29,), 29: (), 30: (21,), 31: (18, 49), 32: (5, 7), 33: (2, 12), 34: (3, 46),
+    35: (20, 22), 36: (3, 4), 37: (17, 23), 38: (8, 34), 39: (11, 32), 40: (21, 23), 41: (25, 28),
+    42: (11, 39), 43: (4, 23), 44: (6, 7), 45: (23, 27), 46: (19, 20), 47: (16, 29),
+    48: (20, 21, 22, 30, 44), 49: (23, 45), 50: (34, 49),
+}
+BUILDS_ON_PREFIX, NEXT_PREFIX = "**Builds on:**", "**Next:**"
+
+
+def _by_number(number: int) -> Lesson:
+    return LESSONS[number - 1]
+
+
+def _link(lesson: Lesson, folder: Path) -> str:
+    """A markdown link to the lesson's notebook, or its title marked planned if it does not exist yet."""
+    title = f"{lesson.number:02d} · {lesson.question}"
+    return f"[{title}]({lesson.notebook})" if lesson.exists(folder) else f"{title} (planned)"
+
+
+def link_lines(number: int, folder: Path = NOTEBOOKS) -> tuple[str, str]:
+    """The "Builds on" line of lesson ``number``'s first cell and the "Next" line that ends it.
+
+    Next is the following lesson that exists in ``folder`` (after the last one: back to 00).
+    """
+    lesson = _by_number(number)
+    earlier = BUILDS_ON[lesson.number]
+    builds_on = (f"{BUILDS_ON_PREFIX} " + ", ".join(_link(_by_number(n), folder) for n in earlier) if earlier
+                 else f"{BUILDS_ON_PREFIX} nothing before it; a good place to start.")
+    following = [other for other in LESSONS[number:] if other.exists(folder)]
+    target = _link(following[0], folder) if following else "[00 · Start here](00_start_here.ipynb)"
+    return builds_on, f"{NEXT_PREFIX} {target}"
+
+
+def _with_line(source: str, prefix: str, line: str, separator: str) -> str:
+    """``source`` with its line starting with ``prefix`` replaced by ``line``, or ``line`` appended."""
+    kept = [row for row in source.rstrip("\n").split("\n") if not row.startswith(prefix)]
+    while kept and kept[-1] in ("", "---"):
+        kept.pop()
+    return "\n".join(kept) + separator + line
+
+
+def write_lesson_links(folder: Path = NOTEBOOKS) -> list[str]:
+    """Write the "Builds on" line into every existing lesson's first cell and the "Next" line at the end
+    of its last cell (markdown only: outputs are untouched); returns the notebooks changed."""
+    import nbformat  # imported here: only this writer needs it
+
+    changed = []
+    for lesson in LESSONS:
+        if not lesson.exists(folder):
+            continue
+        path = folder / lesson.notebook
+        nb = nbformat.read(path, as_version=4)
+        builds_on, next_line = link_lines(lesson.number, folder)
+        first, last = nb.cells[0], nb.cells[-1]
+        if first.cell_type != "markdown" or last.cell_type != "markdown":
+            raise ValueError(f"notebook {path.name} must start and end with a markdown cell")
+        new_first = _with_line(first.source, BUILDS_ON_PREFIX, builds_on, "\n\n")
+        new_last = _with_line(last.source, NEXT_PREFIX, next_line, "\n\n---\n\n")
+        if (new_first, new_last) != (first.source, last.source):
+            first.source, last.source = new_first, new_last
+            nbformat.write(nb, path)
+            changed.append(lesson.notebook)
+    return changed
+
+
 def markdown_table(link_prefix: str = "notebooks/", folder: Path = NOTEBOOKS) -> str:
     """The fifty lessons as a markdown table; existing notebooks are linked, modules in code."""
-    rows = ["| # | Question | Notebook | Library modules |", "|---:|---|---|---|"]
+    rows = ["| # | Question | Notebook | Builds on | Library modules |", "|---:|---|---|---|---|"]
     for lesson in LESSONS:
         name = lesson.notebook
         cell = f"[{name}]({link_prefix}{name})" if lesson.exists(folder) else f"{name} (planned)"
+        earlier = ", ".join(f"{n:02d}" for n in BUILDS_ON[lesson.number]) or "-"
         modules = ", ".join(f"`{m}`" for m in lesson.modules)
-        rows.append(f"| {lesson.number} | {lesson.question} | {cell} | {modules} |")
+        rows.append(f"| {lesson.number} | {lesson.question} | {cell} | {earlier} | {modules} |")
     return "\n".join(rows)
 
 
@@ -121,9 +195,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write the syllabus table into README.md "
                                                  "(between its syllabus markers).")
     parser.add_argument("--print", action="store_true", help="print the table instead of writing it")
+    parser.add_argument("--links", action="store_true", help="write every notebook's Builds-on and Next lines")
     args = parser.parse_args(argv)
     if args.print:
         print(markdown_table())
+    elif args.links:
+        for name in write_lesson_links():
+            print(f"updated {name}")
     else:
         write_readme_table(README)
 
