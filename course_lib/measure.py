@@ -11,6 +11,9 @@
 - ``loglog_slope(x, y)``: the least-squares slope of ``log y`` against ``log x``. A cost that grows
   as ``c x^p`` is a straight line of slope ``p`` on a log-log plot, so this recovers ``p`` from
   measurements.
+- ``wilson_interval(successes, trials)``: a 95% confidence interval for a rate measured on a finite
+  sample (Wilson's score interval: it stays inside [0, 1] and behaves at 0 and at n successes),
+  for statements such as "55 of 100 documents were valid".
 - ``largest_intermediate(fn)``: the size in bytes, shape, dtype and operation of the largest tensor
   that calling ``fn()`` creates. ``LargestTensor``, a PyTorch dispatch mode, sees the result of
   every operation that runs while it is active and keeps the largest new one; views and in-place
@@ -37,11 +40,11 @@ from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from course_lib.validation import callable_arg, positive_int, positive_number
+from course_lib.validation import callable_arg, int_in_range, positive_int, positive_number
 
 __all__ = [
-    "cpu_seconds", "loglog_slope", "CreatedTensor", "NOTHING_CREATED", "LargestTensor", "largest_intermediate",
-    "count_flops",
+    "cpu_seconds", "loglog_slope", "wilson_interval", "CreatedTensor", "NOTHING_CREATED", "LargestTensor",
+    "largest_intermediate", "count_flops",
 ]
 
 _NO_ARGUMENTS = "callable with no arguments"
@@ -114,6 +117,22 @@ def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
     if spread == 0:
         raise ValueError(f"x must hold at least two different values, got {x!r}")
     return float(centred_x @ (log_y - log_y.mean())) / spread
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's score interval for a binomial rate: (low, high), 95% for the default ``z``.
+
+    ``successes`` of ``trials`` independent draws; the interval is centred on a shrunk estimate
+    ``(k + z^2/2) / (n + z^2)``, so it never leaves [0, 1] (Wilson 1927; Brown, Cai & DasGupta 2001
+    recommend it over the normal approximation for small n or rates near 0 or 1). Left out: exact
+    (Clopper-Pearson) intervals, and dependence between draws.
+    """
+    n = positive_int(trials, "trials")
+    k = int_in_range(successes, "successes", 0, n)
+    z = positive_number(z, "z")
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z / (n + z * z) * math.sqrt(k * (n - k) / n + z * z / 4)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # --------------------------------------------------------------------------------------------------

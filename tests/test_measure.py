@@ -21,6 +21,7 @@ from course_lib.measure import (
     cpu_seconds,
     largest_intermediate,
     loglog_slope,
+    wilson_interval,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -242,3 +243,35 @@ def test_cpu_seconds_takes_numpy_run_counts() -> None:
 def test_cpu_seconds_rejects_non_callables() -> None:
     with pytest.raises(TypeError, match="fn must be callable with no arguments, got float"):
         cpu_seconds(0.5)
+
+
+# --- wilson_interval ---------------------------------------------------------------------------------
+
+
+def test_wilson_interval_matches_the_formula_and_a_published_value():
+    # Brown, Cai & DasGupta (2001) discuss n = 100: for 55 successes the score interval is about (0.452, 0.644).
+    low, high = wilson_interval(55, 100)
+    assert low == pytest.approx(0.4524, abs=5e-4) and high == pytest.approx(0.6438, abs=5e-4)
+    z, n, k = 1.96, 40, 7  # the formula written out independently
+    p = k / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    assert wilson_interval(k, n) == pytest.approx((centre - half, centre + half), rel=1e-12)
+
+
+def test_wilson_interval_stays_in_zero_one_and_narrows_with_more_trials():
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert 0 < wilson_interval(0, 10)[1] < 0.35 and wilson_interval(10, 10)[0] > 0.65
+    narrow, wide = wilson_interval(500, 1000), wilson_interval(5, 10)
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 5
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ((11, 10), ValueError, r"successes must be an integer in \[0, 10\], got 11"),
+    ((-1, 10), ValueError, r"successes must be an integer in \[0, 10\], got -1"),
+    ((1, 0), ValueError, "trials must be a positive integer, got 0"),
+    ((1.5, 10), TypeError, "successes"),
+])
+def test_wilson_interval_rejects_bad_counts(args, error, message):
+    with pytest.raises(error, match=message):
+        wilson_interval(*args)
