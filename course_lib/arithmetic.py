@@ -14,9 +14,10 @@ one space). Both formats read the same prompt. In the scratchpad, the k-th runni
 a fixed distance after the k-th term, so every step is one lookup (the k-th term, the previous sum)
 and one addition of two digits; the direct answer must combine all n terms at a single position.
 
-Text is read one character per token (`CharTokenizer`, a 15-symbol `ALPHABET`); the examples here have ``max_terms=6``. Training batches mix
-sizes ``min_terms .. max_terms`` uniformly; the loss is taken on the completion only (the terms are
-random digits that no model can predict), padding after the newline is masked too.
+Text is read one character per token (`CharTokenizer`, a 15-symbol `ALPHABET`); the examples here
+have ``max_terms=6``. Training batches mix sizes ``min_terms .. max_terms`` uniformly; the loss is
+taken on the completion only (the terms are random digits that no model can predict), and padding
+after the newline is masked too.
 
 `solve` completes a batch of problems of one size (greedy or sampled, one batched call per new
 character, through `course_lib.decoding`); `read_answers` reads the final answer from each

@@ -8,8 +8,8 @@ import torch
 from course_lib.arithmetic import (
     ALPHABET,
     IGNORE_INDEX,
-    CharTokenizer,
     ChainSum,
+    CharTokenizer,
     accuracy_by_size,
     read_answers,
     running_sums,
