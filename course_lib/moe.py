@@ -35,6 +35,10 @@ Load balance. Without a penalty a router tends to send most tokens to a few expe
 a token's top_k assignments, as the Mixtral implementation in Hugging Face transformers does), P_i
 the mean router probability of expert i. Only P carries a gradient.
 
+`MoEGPT` is `course_lib.models.TinyGPT` with every block's MLP replaced by an `MoELayer` (its
+experts sized by `MoEGPTConfig.expert_d_ff`); `MoEGPT.router_logits` returns each layer's router
+logits from the last forward, for the load-balancing loss and for routing analyses.
+
 Left out: router noise and jitter, the router z-loss (ST-MoE), shared experts and fine-grained
 experts (DeepSeekMoE), expert-choice routing, auxiliary-loss-free balancing, SwiGLU experts (each
 expert here is `course_lib.transformer.MLP`), and the expert parallelism across devices that
@@ -44,12 +48,14 @@ capacity exists for (here experts run one after another on one device).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib.models import TinyGPT, TinyGPTConfig
 from course_lib.softmax import softmax
 from course_lib.transformer import MLP
 from course_lib.validation import (
@@ -61,6 +67,9 @@ from course_lib.validation import (
 )
 
 __all__ = [
+    "MoEFeedForward",
+    "MoEGPT",
+    "MoEGPTConfig",
     "MoELayer",
     "ParameterCounts",
     "expert_capacity",
@@ -195,3 +204,76 @@ def parameter_counts(model: nn.Module) -> ParameterCounts:
             idle += (layer.n_experts - layer.top_k) * per_expert
     return ParameterCounts(total=total, active=total - idle)
 
+
+
+@dataclass(frozen=True)
+class MoEGPTConfig(TinyGPTConfig):
+    """A TinyGPT shape plus its experts: ``n_experts`` MLPs of hidden width ``expert_d_ff`` per block,
+    ``top_k`` of them per token, and an optional ``capacity_factor`` (see `MoELayer`)."""
+
+    n_experts: int = 8
+    top_k: int = 2
+    expert_d_ff: int = 128
+    capacity_factor: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "n_experts", positive_int(self.n_experts, "n_experts"))
+        object.__setattr__(self, "top_k", int_in_range(self.top_k, "top_k", 1, self.n_experts))
+        object.__setattr__(self, "expert_d_ff", positive_int(self.expert_d_ff, "expert_d_ff"))
+        if self.capacity_factor is not None:
+            positive_number(self.capacity_factor, "capacity_factor")
+
+
+class MoEFeedForward(nn.Module):
+    """An `MoELayer` in a block's MLP slot: returns only the output, and keeps the router logits.
+
+    ``last_router_logits`` (tokens, n_experts) holds the router logits of the last forward (with
+    their graph, so a load-balancing loss on them trains the router).
+    """
+
+    def __init__(self, layer: MoELayer) -> None:
+        super().__init__()
+        self.moe = layer
+        self.last_router_logits: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, T, d_model) -> (B, T, d_model)."""
+        output, self.last_router_logits = self.moe(x)  # (B, T, D), (B T, E)
+        return output
+
+
+class MoEGPT(TinyGPT):
+    """TinyGPT whose feed-forward sublayers are mixtures of experts: forward(ids (B, T)) -> logits (B, T, V).
+
+    Everything else (embeddings, attention, tied output, KV caches) is TinyGPT's. Expert weights
+    start like TinyGPT's MLPs (N(0, 0.02), the output projection scaled by 1/sqrt(2 n_layers), zero
+    biases); the router starts at N(0, 0.02).
+    """
+
+    def __init__(self, config: MoEGPTConfig) -> None:
+        if not isinstance(config, MoEGPTConfig):
+            raise TypeError(f"config must be a MoEGPTConfig, got {config!r}")
+        super().__init__(config)
+        residual_std = 0.02 / math.sqrt(2 * config.n_layers)
+        for block in self.decoder.blocks:
+            layer = MoELayer(config.d_model, config.expert_d_ff, config.n_experts, config.top_k,
+                             config.capacity_factor)
+            nn.init.normal_(layer.router.weight, std=0.02)
+            for expert in layer.experts:
+                nn.init.normal_(expert.fc_in.weight, std=0.02)
+                nn.init.normal_(expert.fc_out.weight, std=residual_std)
+                nn.init.zeros_(expert.fc_in.bias)
+                nn.init.zeros_(expert.fc_out.bias)
+            block.mlp = MoEFeedForward(layer)
+
+    def moe_layers(self) -> list[MoELayer]:
+        """The model's MoE layers, first block first."""
+        return [block.mlp.moe for block in self.decoder.blocks]
+
+    def router_logits(self) -> list[Tensor]:
+        """Each layer's router logits (tokens, n_experts) from the last forward, first block first."""
+        logits = [block.mlp.last_router_logits for block in self.decoder.blocks]
+        if any(x is None for x in logits):
+            raise ValueError("router_logits needs a forward pass first")
+        return logits

@@ -87,12 +87,13 @@ from course_lib.validation import boolean, int_in_range, probability
 
 __all__ = [
     "RELATIONS", "VISIT", "KINDS", "TEMPLATES", "PRONOUNS", "JOBS", "PETS", "COLOURS", "Fact", "Person", "World",
-    "Sentence", "Derivation", "DocumentGenerator",
+    "Sentence", "Derivation", "DocumentGenerator", "END",
 ]
 
 RELATIONS = ("lives_in", "works_as", "has_pet", "likes_colour", "best_friend")
 VISIT = "visit"
 KINDS = RELATIONS + (VISIT,)
+END = "end"  # `DocumentGenerator.next_kind_probs`'s name for "the document stops here"
 
 # Slots: {S} subject at the start of a sentence, {s} subject inside it, {P} possessive at the start,
 # {o} the object (the relation's value, or the visited city), {a} its article, {d} the day.
@@ -445,6 +446,28 @@ class DocumentGenerator:
         if VISIT in self.kinds:
             h += mean_k / R * math.log(self.n_days * len(self.world.cities))
         return h
+
+    def next_kind_probs(self, previous: Sequence[str]) -> dict[str, float]:
+        """The exact distribution of what follows sentences of the kinds ``previous``: a kind or `END`.
+
+        Choices 2 and 3 of the process in one step: after j sentences the document stops with
+        probability P(k = j) / P(k >= j) (0 below min_sentences, 1 at max_sentences); otherwise the
+        next kind is uniform among the R - j kinds not used yet. Keys: `END` and every kind of the
+        generator, in its order (used kinds have probability 0). Only the set of previous kinds
+        matters, not their order.
+        """
+        previous = tuple(previous)
+        if (not previous or len(set(previous)) != len(previous) or not set(previous) <= set(self.kinds)
+                or len(previous) > self.max_sentences):
+            raise ValueError(f"previous must be 1..{self.max_sentences} distinct kinds from {self.kinds}, "
+                             f"got {previous!r}")
+        j = len(previous)
+        stop = 0.0 if j < self.min_sentences else 1.0 / (self.max_sentences - j + 1)  # uniform k
+        unused = [kind for kind in self.kinds if kind not in previous]
+        probs = {END: stop}
+        for kind in self.kinds:
+            probs[kind] = (1.0 - stop) / len(unused) if kind in unused and stop < 1 else 0.0
+        return probs
 
     # --- prompts for later lessons ---------------------------------------------------------------
 

@@ -11,7 +11,11 @@ import torch
 from torch import nn
 
 from course_lib.measure import count_flops
+from course_lib.models import TinyGPT, TinyGPTConfig
 from course_lib.moe import (
+    MoEFeedForward,
+    MoEGPT,
+    MoEGPTConfig,
     MoELayer,
     expert_capacity,
     load_balancing_loss,
@@ -244,3 +248,73 @@ def test_bad_inputs_are_named():
         parameter_counts("model")
     with pytest.raises(ValueError, match="capacity_factor"):
         expert_capacity(10, 4, 2, 0.0)
+
+
+# --- the MoE language model ------------------------------------------------------------------------
+
+
+def small_moe_gpt(**kwargs) -> MoEGPT:
+    torch.manual_seed(0)
+    config = dict(vocab_size=40, context_length=12, d_model=16, n_heads=2, n_layers=2, n_experts=4, top_k=2,
+                  expert_d_ff=8)
+    return MoEGPT(MoEGPTConfig(**{**config, **kwargs})).double()
+
+
+def test_moe_gpt_is_a_tiny_gpt_whose_mlps_are_moe_layers():
+    model = small_moe_gpt()
+    assert isinstance(model, TinyGPT) and len(model.moe_layers()) == 2
+    assert all(isinstance(block.mlp, MoEFeedForward) for block in model.decoder.blocks)
+    ids = torch.randint(40, (3, 12))
+    logits = model(ids)
+    assert logits.shape == (3, 12, 40)
+    assert [tuple(x.shape) for x in model.router_logits()] == [(36, 4), (36, 4)]
+    # the block computes x + moe(norm(x)): replace each MoE layer by the loop definition and compare
+    h = model.token_embedding(ids) + model.positions(torch.arange(12))
+    for block, layer in zip(model.decoder.blocks, model.moe_layers()):
+        h = block.self_sub(h, lambda x, block=block: block.self_attn(x, causal=True, need_weights=False)[0])
+        h = h + loop_over_tokens(layer, block.mlp_sub.norm(h))
+    torch.testing.assert_close(logits, model.lm_head(model.decoder.final_norm(h)), rtol=1e-10, atol=1e-10)
+
+
+def test_moe_gpt_parameters_active_equal_a_dense_twin_plus_the_routers():
+    model = small_moe_gpt()
+    dense = TinyGPT(TinyGPTConfig(vocab_size=40, context_length=12, d_model=16, n_heads=2, n_layers=2, d_ff=16))
+    counts = parameter_counts(model)
+    routers, second_output_bias = 2 * 16 * 4, 2 * 16  # per layer: a router, and two experts' output biases
+    assert counts.active == dense.num_parameters() + routers + second_output_bias
+    assert counts.total == counts.active + 2 * 2 * (16 * 8 + 8 + 8 * 16 + 16)  # 2 idle experts per layer
+
+
+def test_moe_gpt_router_logits_carry_gradient_and_need_a_forward():
+    model = small_moe_gpt()
+    with pytest.raises(ValueError, match="router_logits needs a forward pass first"):
+        model.router_logits()
+    model(torch.randint(40, (2, 12)))
+    sum(load_balancing_loss(x, 2) for x in model.router_logits()).backward()
+    assert all(layer.router.weight.grad is not None and layer.router.weight.grad.abs().sum() > 0
+               for layer in model.moe_layers())
+
+
+def test_moe_gpt_kv_cache_matches_the_full_pass():
+    model = small_moe_gpt().eval()
+    ids = torch.randint(40, (2, 7))
+    full = model(ids)[:, -1]
+    step = model.as_next_logits()
+    step(ids[:, :-1])
+    torch.testing.assert_close(step(ids), full, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(top_k=5), ValueError, "top_k"),
+    (dict(n_experts=0), ValueError, "n_experts"),
+    (dict(expert_d_ff=1.5), TypeError, "expert_d_ff"),
+    (dict(capacity_factor=0.0), ValueError, "capacity_factor"),
+])
+def test_bad_moe_gpt_configs_are_named(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        small_moe_gpt(**kwargs)
+
+
+def test_moe_gpt_refuses_a_dense_config():
+    with pytest.raises(TypeError, match="config must be a MoEGPTConfig"):
+        MoEGPT(TinyGPTConfig(vocab_size=40, context_length=12))

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import course_lib.world
 from course_lib.world import (
+    END,
     KINDS,
     RELATIONS,
     TEMPLATES,
@@ -373,3 +374,49 @@ def test_from_json_rejects_malformed_worlds():
                                                 f'"friend": "{world.people[0].name}"', 1))
     with pytest.raises(ValueError, match="names"):
         World.from_json(world.to_json().replace(f'"{world.names[1]}"', '"She"'))
+
+
+# --- the next sentence's kind ----------------------------------------------------------------------
+
+
+def kind_sequence_probabilities(generator: DocumentGenerator) -> dict[tuple[str, ...], float]:
+    """Ordered kind sequences -> probability, by brute force: uniform k, then an ordered choice."""
+    lengths = range(generator.min_sentences, generator.max_sentences + 1)
+    return {kinds: 1 / len(lengths) * math.perm(len(generator.kinds), k) ** -1
+            for k in lengths for kinds in itertools.permutations(generator.kinds, k)}
+
+
+@pytest.mark.parametrize("settings", [{}, dict(min_sentences=1, max_sentences=2, kinds=("lives_in", VISIT)),
+                                      dict(min_sentences=2, max_sentences=6)])
+def test_next_kind_probs_equal_conditionals_of_the_enumerated_sequences(settings):
+    generator = DocumentGenerator(World.generate(seed=0), **settings)
+    sequences = kind_sequence_probabilities(generator)
+    reach = collections.Counter()  # prefix -> probability that a document starts with it
+    for kinds, p in sequences.items():
+        for j in range(1, len(kinds) + 1):
+            reach[kinds[:j]] += p
+    for j in range(1, generator.max_sentences + 1):
+        for previous in itertools.permutations(generator.kinds, j):
+            expected = {END: sequences.get(previous, 0.0) / reach[previous]}
+            for kind in generator.kinds:
+                expected[kind] = reach.get(previous + (kind,), 0.0) / reach[previous]
+            got = generator.next_kind_probs(previous)
+            assert list(got) == [END, *generator.kinds]
+            assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_next_kind_probs_match_sampled_frequencies(default_generator):
+    rng, counts = random.Random(0), collections.Counter()
+    for _ in range(20000):
+        kinds = [s.kind for s in default_generator.sample_derivation(rng)[0].sentences]
+        if kinds[:3] and len(kinds) >= 3 and set(kinds[:3]) == {"lives_in", "works_as", "has_pet"}:
+            counts[kinds[3] if len(kinds) > 3 else END] += 1
+    total = sum(counts.values())
+    for event, p in default_generator.next_kind_probs(("has_pet", "lives_in", "works_as")).items():
+        assert counts[event] / total == pytest.approx(p, abs=0.05)
+
+
+@pytest.mark.parametrize("previous", [(), ("lives_in", "lives_in"), ("flies",), tuple(KINDS)])
+def test_next_kind_probs_rejects_impossible_contexts(default_generator, previous):
+    with pytest.raises(ValueError, match="previous must be 1..5 distinct kinds"):
+        default_generator.next_kind_probs(previous)

@@ -9,6 +9,8 @@ and ``load_*`` functions:
 - `course_lib.zoo.seq2seq`: the GRU encoder-decoders (`SEQ2SEQ_ZOO`, `load_seq2seq`);
 - `course_lib.zoo.encoder`: the BERT-style tiny encoder (`ENCODER_ZOO`, `load_tiny_encoder`);
 - `course_lib.zoo.arithmetic`: chains of additions, direct and with a scratchpad (`ARITHMETIC_ZOO`, `load_chain_sum`);
+- `course_lib.zoo.distill`: small students of the tiny GPT (`DISTILL_ZOO`, `load_student`);
+- `course_lib.zoo.moe`: the mixture-of-experts tiny GPT (`MOE_ZOO`, `load_moe_gpt`);
 - `course_lib.zoo.common`: what the recipes share (`Recipe`, the BPE trainer, token windows).
 
 The names above are importable from `course_lib.zoo` itself. `RECIPES` maps every shipped model's
@@ -36,7 +38,7 @@ from pathlib import Path
 
 from course_lib.checkpoints import load_card  # scripts read cards through the zoo
 from course_lib.datasets import sha256
-from course_lib.zoo import arithmetic, encoder, gpt, seq2seq
+from course_lib.zoo import arithmetic, distill, encoder, gpt, moe, seq2seq
 from course_lib.zoo.arithmetic import (
     ARITHMETIC_ZOO,
     ArithmeticTrainConfig,
@@ -45,6 +47,7 @@ from course_lib.zoo.arithmetic import (
     train_chain_sum,
 )
 from course_lib.zoo.common import Recipe, train_tokenizer
+from course_lib.zoo.distill import DISTILL_ZOO, DistillConfig, load_student, save_student, train_student
 from course_lib.zoo.encoder import (
     ENCODER_ZOO,
     EncoderTrainConfig,
@@ -53,12 +56,14 @@ from course_lib.zoo.encoder import (
     train_tiny_encoder,
 )
 from course_lib.zoo.gpt import ZOO, TrainConfig, load_tiny_gpt, save_tiny_gpt, train_tiny_gpt
+from course_lib.zoo.moe import MOE_ZOO, MoETrainConfig, load_moe_gpt, save_moe_gpt, train_moe_gpt
 from course_lib.zoo.seq2seq import SEQ2SEQ_ZOO, Seq2SeqTrainConfig, load_seq2seq, save_seq2seq, train_seq2seq
 
 __all__ = ["RECIPES", "main"]
 
 #: Every shipped model, by name: how to retrain it.
-RECIPES: dict[str, Recipe] = {**gpt.RECIPES, **seq2seq.RECIPES, **encoder.RECIPES, **arithmetic.RECIPES}
+RECIPES: dict[str, Recipe] = {**gpt.RECIPES, **seq2seq.RECIPES, **encoder.RECIPES, **arithmetic.RECIPES,
+                              **distill.RECIPES, **moe.RECIPES}
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m course_lib.zoo --retrain [--name NAME] [--zoo-dir DIR]``: retrain and rewrite checkpoints."""
