@@ -155,17 +155,19 @@ class ForgettingSets(NamedTuple):
 
 
 def forgetting_sets(tokenizer: BPETokenizer, new_world_seed: int = 1, eval_documents: int = 200,
-                    data_dir: Path | None = None) -> ForgettingSets:
+                    data_dir: Path | None = None, context_length: int = 64) -> ForgettingSets:
     """The evaluation sets of a fine-tune: the first ``eval_documents`` old-world validation documents,
-    as many new-world documents (drawn with a fixed seed; those longer than the model's context of
-    64 tokens, in the base's tokenizer, are skipped) and every fact of each world as a prompt."""
+    as many new-world documents (drawn with a fixed seed; those that do not fit a model of
+    ``context_length`` tokens, in the base's tokenizer, are skipped) and every fact of each world as a
+    prompt."""
     old_generator = load_generator(data_dir)
     new_generator = DocumentGenerator(World.generate(seed=nonnegative_int(new_world_seed, "new_world_seed")))
     eval_documents = positive_int(eval_documents, "eval_documents")
+    context_length = positive_int(context_length, "context_length")
     rng, new_documents = random.Random(_EVAL_SEED), []
     while len(new_documents) < eval_documents:
         document = new_generator.sample(rng)
-        if len(encode_document(tokenizer, document)) <= 65:  # the tiny GPT's context + 1
+        if len(encode_document(tokenizer, document)) <= context_length + 1:  # it reads all but the last token
             new_documents.append(document)
     old_documents = load_corpus("val", data_dir)[:eval_documents]
     return ForgettingSets(old_generator, new_generator, old_documents, new_documents,
@@ -208,7 +210,7 @@ def train_finetune(config: FinetuneConfig = FINETUNE_ZOO["finetune_full"], progr
     if not isinstance(config, FinetuneConfig):
         raise ValueError(f"config must be a FinetuneConfig, got {config!r}")
     model, tokenizer = load_tiny_gpt(config.base, zoo_dir=None if data_dir is None else Path(data_dir) / "zoo")
-    sets = forgetting_sets(tokenizer, config.new_world_seed, config.eval_documents, data_dir)
+    sets = forgetting_sets(tokenizer, config.new_world_seed, config.eval_documents, data_dir, model.context_length)
     rng = random.Random(_TRAIN_SEED)
     new_train = [sets.new_generator.sample(rng) for _ in range(config.train_documents)]
     with deterministic(config.threads):
