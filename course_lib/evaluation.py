@@ -7,7 +7,9 @@ compare with the generator's exact one (`course_lib.world.DocumentGenerator.log_
 documents. Totals per document, not per token, because per-token numbers depend on the tokenizer;
 the model's total is for the tokenizer's own (canonical) segmentation, an upper bound on the
 string's loss. Back-to-back chunks that start mid-document would lose each document's beginning as
-context and inflate the loss.
+context and inflate the loss. An answer after a prompt (`answer_nats`): the nats of its tokens
+only, e.g. a fact's object after ``"Rozi lives in"``, whose exact probability under the generator is
+1 (0 nats), so every nat the model spends there is a fact it does not know.
 
 Encoder (`evaluate_encoder`): accuracy of the pair head on one NSP pair and one SOP pair per
 document, and the masked-LM loss and accuracy at the positions BERT's masking selects
@@ -39,8 +41,8 @@ from course_lib.tokenization import BPETokenizer, EncoderTokenizer
 from course_lib.validation import positive_int, string
 from course_lib.world import DocumentGenerator, Fact
 
-__all__ = ["NEWLINE", "FactFill", "document_nats", "encode_document", "evaluate_encoder", "fact_fill_accuracy",
-           "fact_fills", "pseudo_log_likelihood"]
+__all__ = ["NEWLINE", "FactFill", "answer_nats", "document_nats", "encode_document", "evaluate_encoder",
+           "fact_fill_accuracy", "fact_fills", "pseudo_log_likelihood"]
 
 NEWLINE = "\n"  # ends every line of a corpus file; `encode_document` puts one before and after a document
 
@@ -61,19 +63,48 @@ def document_nats(model: TinyGPT, tokenizer: BPETokenizer, documents: Sequence[s
     if isinstance(documents, str) or not documents:
         raise ValueError(f"documents must be a non-empty sequence of str, got {documents!r:.80}")
     positive_int(batch_size, "batch_size")
+    return _scored_nats(model, [(encode_document(tokenizer, d), 0) for d in documents], batch_size)
+
+
+@torch.no_grad()
+def answer_nats(model: TinyGPT, tokenizer: BPETokenizer, prompts: Sequence[str], answers: Sequence[str],
+                batch_size: int = 100) -> torch.Tensor:
+    """Each answer's negative log-likelihood in nats after its prompt: ``(len(prompts),)``.
+
+    The model reads ``"\\n" + prompt`` (a document's start) and is scored on the answer's tokens
+    only, e.g. ``" Pominport."`` after ``"Rozi lives in"`` (`DocumentGenerator.fact_prompt`). The
+    answer must start where the tokenizer splits (a space before a word does), so that prompt and
+    answer are tokenized as in the whole sentence; otherwise ValueError.
+    """
+    if isinstance(prompts, str) or isinstance(answers, str) or not prompts or len(prompts) != len(answers):
+        raise ValueError(f"prompts and answers must be non-empty sequences of str of the same length, "
+                         f"got {len(prompts)} prompts and {len(answers)} answers")
+    positive_int(batch_size, "batch_size")
+    rows = []
+    for prompt, answer in zip(prompts, answers):
+        start = tokenizer.encode(NEWLINE) + tokenizer.encode(string(prompt, "prompt", nonempty=True))
+        ids = start + tokenizer.encode(string(answer, "answer", nonempty=True))
+        if ids[1:] != tokenizer.encode(prompt + answer):
+            raise ValueError(f"answer must start at a token boundary of prompt + answer, got {prompt!r} + {answer!r}")
+        rows.append((ids, len(start) - 1))  # the first scored prediction is the answer's first token
+    return _scored_nats(model, rows, batch_size)
+
+
+def _scored_nats(model: TinyGPT, rows: list[tuple[list[int], int]], batch_size: int) -> torch.Tensor:
+    """Sum of -log p(next token) over the predictions ``first..`` of each (ids, first) row: (len(rows),)."""
     device = next(model.parameters()).device
     totals = []
-    for first in range(0, len(documents), batch_size):
-        encoded = [encode_document(tokenizer, d) for d in documents[first:first + batch_size]]
-        longest = max(len(e) for e in encoded)
+    for begin in range(0, len(rows), batch_size):
+        chunk = rows[begin:begin + batch_size]
+        longest = max(len(ids) for ids, _ in chunk)
         if longest > model.context_length + 1:
             raise ValueError(f"a document has {longest} tokens, more than context_length + 1 = "
                              f"{model.context_length + 1}")
-        ids = torch.zeros(len(encoded), longest, dtype=torch.long, device=device)  # (B, L) right-padded
-        scored = torch.zeros(len(encoded), longest - 1, dtype=torch.bool, device=device)  # (B, L - 1)
-        for row, e in enumerate(encoded):
+        ids = torch.zeros(len(chunk), longest, dtype=torch.long, device=device)  # (B, L) right-padded
+        scored = torch.zeros(len(chunk), longest - 1, dtype=torch.bool, device=device)  # (B, L - 1)
+        for row, (e, first) in enumerate(chunk):
             ids[row, :len(e)] = torch.tensor(e)
-            scored[row, :len(e) - 1] = True
+            scored[row, first:len(e) - 1] = True
         log_probs = torch.log_softmax(model(ids[:, :-1]).double(), dim=-1)  # (B, L - 1, V)
         nll = -log_probs.gather(-1, ids[:, 1:, None])[..., 0]  # (B, L - 1)
         totals.append((nll * scored).sum(dim=1))  # (B,)

@@ -8,6 +8,7 @@ import torch
 
 from course_lib.datasets import load_corpus, load_generator, load_world
 from course_lib.evaluation import (
+    answer_nats,
     document_nats,
     encode_document,
     evaluate_encoder,
@@ -44,6 +45,31 @@ def test_bad_document_nats_inputs_raise_a_clear_value_error(shipped_gpt):
 
 
 # --- the encoder -----------------------------------------------------------------------------------
+
+
+def test_answer_nats_scores_only_the_answer_after_its_prompt(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
+    prompt, answer = "Rozi lives in", " Pominport."
+    ids = torch.tensor(tokenizer.encode("\n" + prompt + answer))  # (L,) the sentence read as a document's start
+    start = len(tokenizer.encode("\n" + prompt))
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(ids[None, :-1]).double(), dim=-1)[0]  # (L - 1, V)
+    expected = -log_probs[torch.arange(start - 1, len(ids) - 1), ids[start:]].sum()  # the answer's tokens only
+    got = answer_nats(model, tokenizer, [prompt, "Rozi has a pet"], [answer, " cat."], batch_size=1)
+    torch.testing.assert_close(got[0], expected)
+    assert got.shape == (2,) and bool((got >= 0).all())
+    whole = -log_probs[torch.arange(len(ids) - 1), ids[1:]].sum()
+    assert float(got[0]) < float(whole)  # the prompt's tokens are not counted
+
+
+def test_bad_answer_nats_inputs_raise_a_clear_value_error(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
+    with pytest.raises(ValueError, match="same length, got 2 prompts and 1 answers"):
+        answer_nats(model, tokenizer, ["Rozi lives in", "Rozi"], [" Pominport."])
+    with pytest.raises(ValueError, match="answer must start at a token boundary"):
+        answer_nats(model, tokenizer, ["Rozi lives in Pomin"], ["port."])
+    with pytest.raises(ValueError, match="answer must be a non-empty"):
+        answer_nats(model, tokenizer, ["Rozi lives in"], [""])
 
 
 def test_loaded_encoder_reproduces_its_recorded_validation_metrics(shipped_encoder):
