@@ -40,7 +40,8 @@ from course_lib.tokenization import BPETokenizer, EncoderTokenizer
 from course_lib.validation import positive_int, string
 from course_lib.world import DocumentGenerator, Fact
 
-__all__ = ["NEWLINE", "FactFill", "batch_nats", "document_batch", "document_nats", "encode_document", "evaluate_encoder", "fact_fill_accuracy",
+__all__ = ["NEWLINE", "FactFill", "batch_nats", "document_batch", "document_nats",
+           "encode_document", "evaluate_encoder", "fact_fill_accuracy",
            "fact_fills", "pseudo_log_likelihood"]
 
 NEWLINE = "\n"  # ends every line of a corpus file; `encode_document` puts one before and after a document
