@@ -72,7 +72,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(34, "rag", "What are the steps of a retrieval-augmented generation pipeline?", ("retrieval",)),
     _L(35, "mixture_of_experts", "How does a mixture of experts make LLMs scale?", ("moe",)),
     _L(36, "chain_of_thought", "What is chain-of-thought prompting, and when does it help?", ("prompting",)),
-    _L(37, "generative_ai", "How does generative AI differ from discriminative AI?", ("classifiers",)),
+    _L(37, "generative_ai", "How does generative AI differ from discriminative AI?", ("datasets", "decoding", "evaluation", "zoo")),
     _L(38, "knowledge_graphs", "How can knowledge graphs be combined with LLMs?", ("knowledge",)),
     _L(39, "zero_shot", "What is zero-shot learning, for LLMs and before them?", ("prompting",)),
     _L(40, "adaptive_softmax", "How does the adaptive softmax speed up large-vocabulary models?", ("adaptive_softmax",)),
