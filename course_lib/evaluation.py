@@ -4,7 +4,8 @@ encoder on its pretraining tasks and on the world's facts.
 Language model (`document_nats`): every document is scored whole, ``"\\n" + document + "\\n"``
 (`encode_document`), from its first token: the model's total negative log-likelihood in nats, to
 compare with the generator's exact one (`course_lib.world.DocumentGenerator.log_prob`) on the same
-documents. Totals per document, not per token, because per-token numbers depend on the tokenizer;
+documents. `document_batch` and `batch_nats` are its two halves, for a training loop that wants the same
+loss with gradients. Totals per document, not per token, because per-token numbers depend on the tokenizer;
 the model's total is for the tokenizer's own (canonical) segmentation, an upper bound on the
 string's loss. Back-to-back chunks that start mid-document would lose each document's beginning as
 context and inflate the loss. An answer after a prompt (`answer_nats`): the nats of its tokens
@@ -41,8 +42,8 @@ from course_lib.tokenization import BPETokenizer, EncoderTokenizer
 from course_lib.validation import positive_int, string
 from course_lib.world import DocumentGenerator, Fact
 
-__all__ = ["NEWLINE", "FactFill", "answer_nats", "document_nats", "encode_document", "evaluate_encoder",
-           "fact_fill_accuracy", "fact_fills", "pseudo_log_likelihood"]
+__all__ = ["NEWLINE", "FactFill", "answer_nats", "batch_nats", "document_batch", "document_nats", "encode_document",
+           "evaluate_encoder", "fact_fill_accuracy", "fact_fills", "pseudo_log_likelihood"]
 
 NEWLINE = "\n"  # ends every line of a corpus file; `encode_document` puts one before and after a document
 
@@ -50,6 +51,43 @@ NEWLINE = "\n"  # ends every line of a corpus file; `encode_document` puts one b
 def encode_document(tokenizer: BPETokenizer, document: str) -> list[int]:
     """A document as the model scores it: ``"\\n" + document + "\\n"``, the newlines as their own tokens."""
     return tokenizer.encode(NEWLINE) + tokenizer.encode(document) + tokenizer.encode(NEWLINE)
+
+
+def document_batch(tokenizer: BPETokenizer, documents: Sequence[str],
+                   device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Documents as one right-padded batch: ids ``(B, L)`` (`encode_document`, padded with id 0) and
+    ``scored`` ``(B, L - 1)``, True where position t's next token (``ids[:, t + 1]``) is a real one."""
+    if isinstance(documents, str) or not documents:
+        raise ValueError(f"documents must be a non-empty sequence of str, got {documents!r:.80}")
+    return _padded([(encode_document(tokenizer, d), 0) for d in documents], device)
+
+
+def _padded(rows: Sequence[tuple[list[int], int]],
+            device: torch.device | str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, first) rows as right-padded ids ``(B, L)`` and ``scored`` ``(B, L - 1)``, True from prediction
+    ``first`` to the row's last real token."""
+    longest = max(len(ids) for ids, _ in rows)
+    ids = torch.zeros(len(rows), longest, dtype=torch.long, device=device)  # (B, L) right-padded
+    scored = torch.zeros(len(rows), longest - 1, dtype=torch.bool, device=device)  # (B, L - 1)
+    for row, (e, first) in enumerate(rows):
+        ids[row, :len(e)] = torch.tensor(e)
+        scored[row, first:len(e) - 1] = True
+    return ids, scored
+
+
+def batch_nats(model: TinyGPT, ids: torch.Tensor, scored: torch.Tensor, double: bool = False) -> torch.Tensor:
+    """Each row's total negative log-likelihood in nats over its scored positions: ``(B,)``.
+
+    ``ids`` and ``scored`` as `document_batch` makes them. Gradients flow (a training loss); with
+    ``double`` the log-softmax is taken in float64.
+    """
+    if ids.ndim != 2 or scored.shape != (ids.shape[0], ids.shape[1] - 1):
+        raise ValueError(f"scored must have shape (B, L - 1) for ids of shape (B, L), got {tuple(scored.shape)} "
+                         f"and {tuple(ids.shape)}")
+    logits = model(ids[:, :-1])  # (B, L - 1, V)
+    log_probs = torch.log_softmax(logits.double() if double else logits, dim=-1)  # (B, L - 1, V)
+    nll = -log_probs.gather(-1, ids[:, 1:, None])[..., 0]  # (B, L - 1)
+    return (nll * scored).sum(dim=1)  # (B,)
 
 
 @torch.no_grad()
@@ -95,19 +133,11 @@ def _scored_nats(model: TinyGPT, rows: list[tuple[list[int], int]], batch_size: 
     device = next(model.parameters()).device
     totals = []
     for begin in range(0, len(rows), batch_size):
-        chunk = rows[begin:begin + batch_size]
-        longest = max(len(ids) for ids, _ in chunk)
-        if longest > model.context_length + 1:
-            raise ValueError(f"a document has {longest} tokens, more than context_length + 1 = "
+        ids, scored = _padded(rows[begin:begin + batch_size], device)
+        if ids.shape[1] > model.context_length + 1:
+            raise ValueError(f"a document has {ids.shape[1]} tokens, more than context_length + 1 = "
                              f"{model.context_length + 1}")
-        ids = torch.zeros(len(chunk), longest, dtype=torch.long, device=device)  # (B, L) right-padded
-        scored = torch.zeros(len(chunk), longest - 1, dtype=torch.bool, device=device)  # (B, L - 1)
-        for row, (e, first) in enumerate(chunk):
-            ids[row, :len(e)] = torch.tensor(e)
-            scored[row, first:len(e) - 1] = True
-        log_probs = torch.log_softmax(model(ids[:, :-1]).double(), dim=-1)  # (B, L - 1, V)
-        nll = -log_probs.gather(-1, ids[:, 1:, None])[..., 0]  # (B, L - 1)
-        totals.append((nll * scored).sum(dim=1))  # (B,)
+        totals.append(batch_nats(model, ids, scored, double=True))  # (B,)
     return torch.cat(totals)
 
 

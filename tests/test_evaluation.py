@@ -9,6 +9,8 @@ import torch
 from course_lib.datasets import load_corpus, load_generator, load_world
 from course_lib.evaluation import (
     answer_nats,
+    batch_nats,
+    document_batch,
     document_nats,
     encode_document,
     evaluate_encoder,
@@ -42,6 +44,30 @@ def test_bad_document_nats_inputs_raise_a_clear_value_error(shipped_gpt):
         document_nats(model, tokenizer, ["Rozi."], batch_size=0)
     with pytest.raises(ValueError, match=r"a document has \d+ tokens, more than context_length \+ 1 = 65"):
         document_nats(model, tokenizer, ["Rozi lives in Pominport. " * 20 + "Rozi."])
+
+
+def test_document_batch_pads_and_marks_the_scored_positions(shipped_gpt):
+    _, tokenizer, _ = shipped_gpt
+    documents = load_corpus("val")[:3]
+    ids, scored = document_batch(tokenizer, documents)
+    lengths = [len(encode_document(tokenizer, d)) for d in documents]
+    assert ids.shape == (3, max(lengths)) and scored.shape == (3, max(lengths) - 1)
+    for row, n in enumerate(lengths):
+        assert ids[row, :n].tolist() == encode_document(tokenizer, documents[row]) and not ids[row, n:].any()
+        assert scored[row].tolist() == [True] * (n - 1) + [False] * (max(lengths) - n)
+    with pytest.raises(ValueError, match="documents must be a non-empty sequence of str, got \\[\\]"):
+        document_batch(tokenizer, [])
+
+
+def test_batch_nats_is_a_differentiable_document_nats(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
+    documents = load_corpus("val")[:5]
+    ids, scored = document_batch(tokenizer, documents)
+    nats = batch_nats(model, ids, scored)
+    assert nats.requires_grad and nats.dtype == torch.float32
+    torch.testing.assert_close(nats.double(), document_nats(model, tokenizer, documents), rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match=r"scored must have shape \(B, L - 1\)"):
+        batch_nats(model, ids, scored[:, :-1])
 
 
 # --- the encoder -----------------------------------------------------------------------------------
