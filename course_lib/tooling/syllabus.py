@@ -53,7 +53,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(15, "transformer_vs_seq2seq", "What did the Transformer fix in recurrent sequence-to-sequence models?", ("costs", "attention", "measure", "models", "decoding", "transformer")),
     _L(16, "overfitting", "What is overfitting, and how is it prevented?", ("training",)),
     _L(17, "generative_vs_discriminative", "What are generative and discriminative models?", ("classifiers",)),
-    _L(18, "gpt4_vs_gpt3", "How do GPT-4 and GPT-3 differ, by what is actually disclosed?", ("scaling",)),
+    _L(18, "gpt4_vs_gpt3", "How do GPT-4 and GPT-3 differ, by what is actually disclosed?", ("registry", "tokenization", "checkpoints", "datasets")),
     _L(19, "positional_encodings", "What are positional encodings, and which kinds do LLMs use?", ("positional", "attention", "zoo")),
     _L(20, "multi_head_attention", "How does multi-head attention work?", ("attention", "costs", "datasets", "zoo")),
     _L(21, "softmax", "What does the softmax do inside attention?", ("softmax", "attention")),
@@ -80,11 +80,11 @@ LESSONS: tuple[Lesson, ...] = (
     _L(42, "few_shot", "What is few-shot (in-context) learning?", ("prompting",)),
     _L(43, "harmful_outputs", "How do you diagnose and fix offensive or incorrect outputs?", ("evaluation",)),
     _L(44, "encoder_decoder", "What do the encoder and the decoder do?", ("transformer", "attention", "models", "softmax")),
-    _L(45, "statistical_lms", "How do LLMs differ from statistical n-gram language models?", ("ngram",)),
+    _L(45, "statistical_lms", "How do LLMs differ from statistical n-gram language models?", ("ngram", "datasets", "registry", "zoo")),
     _L(46, "context_window", "What is the context window, and what does it cost?", ("costs", "attention", "datasets", "decoding", "measure", "models", "tokenization")),
     _L(47, "hyperparameters", "What are hyperparameters, and how are they tuned?", ("training",)),
     _L(48, "attention_mechanisms", "How does attention work in a Transformer, on an example?", ("attention", "zoo", "datasets", "softmax", "world", "transformer")),
-    _L(49, "large_language_models", "What is a large language model, and how does it scale?", ("scaling",)),
+    _L(49, "large_language_models", "What is a large language model, and how does it scale?", ("scaling", "registry", "zoo")),
     _L(50, "llm_challenges", "What are the common challenges of using LLMs?", ("scaling",)),
 )
 
