@@ -66,7 +66,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(28, "relu_derivative", "What is the derivative of ReLU, and why does it matter?", ("autograd",)),
     _L(29, "chain_rule", "What is the chain rule, and how does gradient descent use it?", ("autograd", "measure")),
     _L(30, "attention_scores", "How are attention scores computed, and why are they scaled?", ("attention", "softmax")),
-    _L(31, "gemini", "What does the Gemini report say about training efficiency and stability?", ("systems",)),
+    _L(31, "gemini", "What does the Gemini report say about training efficiency and stability?", ("systems", "registry")),
     _L(32, "foundation_models", "What kinds of foundation models are there?", ("models",)),
     _L(33, "peft_and_forgetting", "How does parameter-efficient fine-tuning limit forgetting?", ("lora",)),
     _L(34, "rag", "What are the steps of a retrieval-augmented generation pipeline?", ("retrieval",)),
