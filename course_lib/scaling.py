@@ -21,21 +21,28 @@ paper projects 40B from its unrounded fit (Figure 4) and trained Chinchilla at 7
 exponent a is 0.28 / 0.62 = 0.452 where the paper reports 0.46 (Table 2). The loss surface is flat
 along the budget: Chinchilla's own allocation is predicted within 0.01 nats of the optimum.
 
-Left out: the measured scaling curve of the course's own models (it needs tiny models of several
-sizes trained on the course world by the zoo), the attention term of the FLOP count
-(2 n_layer n_ctx d_model per token, small when d_model > n_ctx / 12), the difference between
-counting embedding parameters or not (Kaplan et al. leave them out, Hoffmann et al. count them),
-activation memory (it depends on batch, sequence length and recomputation), sharding of the model
-states across devices (ZeRO's stages divide them), and Hoffmann et al.'s Approaches 1 and 2.
+- ``fit_power_law(N, L, E)``: the power law ``L = E + A / N^alpha`` through measured losses with a
+  known irreducible term E, fitted by least squares on ``log(L - E)`` against ``log N``. The course
+  world's exact entropy is such an E (the zoo's ``scaling_curve`` card measures tiny models of
+  several sizes against it); for real text E is unknown and must be fitted too.
+
+Left out: fitting E itself (Hoffmann et al. fit all five constants with a Huber loss), the
+attention term of the FLOP count (2 n_layer n_ctx d_model per token, small when
+d_model > n_ctx / 12), the difference between counting embedding parameters or not (Kaplan et al.
+leave them out, Hoffmann et al. count them), activation memory (it depends on batch, sequence
+length and recomputation), sharding of the model states across devices (ZeRO's stages divide
+them), and Hoffmann et al.'s Approaches 1 and 2.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from course_lib.costs import kv_cache_bytes
 from course_lib.registry import cited
-from course_lib.validation import positive_int, positive_number, type_name
+from course_lib.validation import positive_int, positive_number, real, type_name
 
 __all__ = [
     "FLOPS_PER_PARAMETER_PER_TOKEN",
@@ -43,9 +50,11 @@ __all__ = [
     "ChinchillaFit",
     "ComputeOptimal",
     "InferenceMemory",
+    "PowerLaw",
     "chinchilla_fit",
     "chinchilla_loss",
     "compute_optimal",
+    "fit_power_law",
     "inference_memory",
     "training_flops",
     "training_memory_breakdown",
@@ -103,6 +112,42 @@ class InferenceMemory:
     @property
     def total(self) -> float:
         return self.weights + self.kv_cache
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """``L(N) = E + A / N^alpha``: a loss that falls as a power of N towards the irreducible E."""
+
+    E: float
+    A: float
+    alpha: float
+
+    def __call__(self, n: float) -> float:
+        """The loss predicted at ``n``."""
+        return self.E + self.A / positive_number(n, "n") ** self.alpha
+
+
+def fit_power_law(sizes: Sequence[float], losses: Sequence[float], irreducible: float) -> PowerLaw:
+    """The ``PowerLaw`` with E = ``irreducible`` that fits (sizes, losses) best in log space.
+
+    Least squares of ``log(L - E) = log A - alpha log N``: every point must lie above E, and at
+    least two distinct sizes are needed.
+    """
+    irreducible = real(irreducible, "irreducible")
+    if isinstance(sizes, (str, bytes)) or isinstance(losses, (str, bytes)) or len(sizes) != len(losses):
+        raise ValueError(f"sizes and losses must be sequences of the same length, got {sizes!r:.60} and {losses!r:.60}")
+    xs = [math.log(positive_number(n, "sizes")) for n in sizes]
+    ys = []
+    for loss in losses:
+        if not real(loss, "losses") > irreducible:
+            raise ValueError(f"losses must all exceed irreducible={irreducible}, got {loss!r}")
+        ys.append(math.log(loss - irreducible))
+    if len(set(xs)) < 2:
+        raise ValueError(f"sizes must hold at least two distinct values, got {list(sizes)!r:.60}")
+    x_mean, y_mean = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = (sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys))
+             / sum((x - x_mean) ** 2 for x in xs))
+    return PowerLaw(irreducible, math.exp(y_mean - slope * x_mean), -slope)
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:

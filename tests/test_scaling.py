@@ -15,9 +15,11 @@ from course_lib.scaling import (
     MIXED_PRECISION_ADAM_BYTES,
     ChinchillaFit,
     InferenceMemory,
+    PowerLaw,
     chinchilla_fit,
     chinchilla_loss,
     compute_optimal,
+    fit_power_law,
     inference_memory,
     training_flops,
     training_memory_breakdown,
@@ -176,3 +178,41 @@ def test_numpy_integer_sizes_are_accepted():
     memory = inference_memory(np.int64(7_000_000_000), n_layers=np.int64(32), n_kv_heads=32, head_dim=128,
                               seq_len=np.int32(4096))
     assert memory.total == 14e9 + 2 * 1024**3
+
+
+# --- fit_power_law -----------------------------------------------------------------------------------
+
+
+def test_fit_power_law_recovers_an_exact_power_law():
+    truth = PowerLaw(E=0.5, A=3.0, alpha=0.3)
+    sizes = [1e3, 3e3, 1e4, 3e4, 1e5]
+    fitted = fit_power_law(sizes, [truth(n) for n in sizes], irreducible=0.5)
+    assert fitted.E == 0.5
+    assert fitted.A == pytest.approx(3.0, rel=1e-9) and fitted.alpha == pytest.approx(0.3, rel=1e-9)
+
+
+def test_fit_power_law_is_least_squares_in_log_space():
+    sizes, losses = [10.0, 100.0, 1000.0], [2.0, 1.2, 1.1]
+    fitted = fit_power_law(sizes, losses, irreducible=1.0)
+    x, y = np.log(sizes), np.log(np.array(losses) - 1.0)
+    slope, intercept = np.polyfit(x, y, 1)  # an independent least-squares line
+    assert fitted.alpha == pytest.approx(-slope, rel=1e-12)
+    assert fitted.A == pytest.approx(np.exp(intercept), rel=1e-12)
+
+
+@pytest.mark.parametrize("sizes, losses, irreducible, error, message", [
+    ([1, 2], [2.0, 0.9], 1.0, ValueError, r"losses must all exceed irreducible=1.0, got 0.9"),
+    ([1, 2], [2.0, 1.0], 1.0, ValueError, r"losses must all exceed irreducible"),
+    ([5, 5], [2.0, 1.5], 1.0, ValueError, r"sizes must hold at least two distinct values"),
+    ([1, 2, 3], [2.0, 1.5], 1.0, ValueError, r"sizes and losses must be sequences of the same length"),
+    ([0, 2], [2.0, 1.5], 1.0, ValueError, r"sizes must be positive, got 0"),
+    ([1, 2], [2.0, 1.5], "1", TypeError, r"irreducible must be a real number, got str"),
+])
+def test_fit_power_law_refuses_bad_input(sizes, losses, irreducible, error, message):
+    with pytest.raises(error, match=message):
+        fit_power_law(sizes, losses, irreducible)
+
+
+def test_power_law_refuses_a_non_positive_size():
+    with pytest.raises(ValueError, match="n must be positive, got -1"):
+        PowerLaw(1.0, 1.0, 0.5)(-1)

@@ -12,6 +12,8 @@ and ``load_*`` functions:
 - `course_lib.zoo.distill`: small students of the tiny GPT (`DISTILL_ZOO`, `load_student`);
 - `course_lib.zoo.moe`: the mixture-of-experts tiny GPT (`MOE_ZOO`, `load_moe_gpt`);
 - `course_lib.zoo.finetune`: the tiny GPT fine-tuned on a second world (`FINETUNE_ZOO`, `load_finetuned`);
+- `course_lib.zoo.scaling`: the measured scaling curve, a card of losses without weights
+  (`SCALING_ZOO`, `load_scaling_curve`);
 - `course_lib.zoo.common`: what the recipes share (`Recipe`, the BPE trainer, token windows).
 
 The names above are importable from `course_lib.zoo` itself. `RECIPES` maps every shipped model's
@@ -39,7 +41,7 @@ from pathlib import Path
 
 from course_lib.checkpoints import load_card  # scripts read cards through the zoo
 from course_lib.datasets import sha256
-from course_lib.zoo import arithmetic, distill, encoder, finetune, gpt, moe, seq2seq
+from course_lib.zoo import arithmetic, distill, encoder, finetune, gpt, moe, scaling, seq2seq
 from course_lib.zoo.arithmetic import (
     ARITHMETIC_ZOO,
     ArithmeticTrainConfig,
@@ -59,13 +61,21 @@ from course_lib.zoo.encoder import (
 from course_lib.zoo.finetune import FINETUNE_ZOO, FinetuneConfig, load_finetuned, save_finetuned, train_finetune
 from course_lib.zoo.gpt import ZOO, TrainConfig, load_tiny_gpt, save_tiny_gpt, train_tiny_gpt
 from course_lib.zoo.moe import MOE_ZOO, MoETrainConfig, load_moe_gpt, save_moe_gpt, train_moe_gpt
+from course_lib.zoo.scaling import (
+    SCALING_ZOO,
+    ScalingConfig,
+    load_scaling_curve,
+    save_scaling_curve,
+    train_scaling_curve,
+)
 from course_lib.zoo.seq2seq import SEQ2SEQ_ZOO, Seq2SeqTrainConfig, load_seq2seq, save_seq2seq, train_seq2seq
 
 __all__ = ["RECIPES", "main"]
 
 #: Every shipped model, by name: how to retrain it.
 RECIPES: dict[str, Recipe] = {**gpt.RECIPES, **seq2seq.RECIPES, **encoder.RECIPES, **arithmetic.RECIPES,
-                              **distill.RECIPES, **moe.RECIPES, **finetune.RECIPES}
+                              **distill.RECIPES, **moe.RECIPES, **finetune.RECIPES, **scaling.RECIPES}
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m course_lib.zoo --retrain [--name NAME] [--zoo-dir DIR]``: retrain and rewrite checkpoints."""
