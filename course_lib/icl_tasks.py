@@ -46,7 +46,8 @@ import torch
 
 from course_lib.validation import int_in_range, integer_tensor, one_of, positive_int, type_name
 
-__all__ = ["LABEL_MODES", "ThresholdTasks", "FunctionPrior", "posterior_yes", "label_logits", "accuracy_by_k"]
+__all__ = ["LABEL_MODES", "ThresholdTasks", "FunctionPrior", "posterior_yes", "ideal_accuracy", "label_logits",
+           "accuracy_by_k"]
 
 #: How `ThresholdTasks.sequences` labels the demonstrations: by the task ("gold"), by a coin flip
 #: ("random", Min et al. 2022's random labels), or by the task inverted ("flipped").
@@ -217,16 +218,31 @@ def posterior_yes(prior: FunctionPrior, ids: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"ids must alternate inputs in [0, {n_inputs}) and demonstrations of the same inputs "
                          f"after BOS, got {ids[0].tolist()}")
     y = demos % 2  # (B, m) the shown labels
-    weight = prior.probs.expand(len(ids), -1).clone()  # (B, F) mass of the tables consistent so far
+    says_yes = prior.tables.T.bool()  # (N, F) row x: which tables answer 1 to input x
+    alive = torch.ones(len(ids), len(prior.probs), dtype=torch.bool)  # (B, F) tables consistent so far
     columns = []
     for i in range(x.shape[1]):
-        says_yes = prior.tables[:, x[:, i]].T.to(torch.float64)  # (B, F) f(x_{i+1}) for every table
-        total = weight.sum(-1)  # (B,)
-        yes = (weight * says_yes).sum(-1)  # (B,)
+        yes_here = says_yes[x[:, i]]  # (B, F) each table's answer to query x_{i+1}
+        total = alive.to(prior.probs.dtype) @ prior.probs  # (B,) prior mass still consistent
+        yes = (alive & yes_here).to(prior.probs.dtype) @ prior.probs  # (B,) the part of it that says 1
         columns.append(torch.where(total > 0, yes / total.clamp_min(1e-300), torch.full_like(total, 0.5)))
-        agrees = says_yes == y[:, i, None].to(torch.float64)  # (B, F)
-        weight = weight * agrees  # (B, F)
+        alive &= yes_here == y[:, i, None].bool()  # (B, F) keep the tables that agree with the demonstration
     return torch.stack(columns, dim=1)  # (B, m)
+
+
+def ideal_accuracy(prior: FunctionPrior, ids: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The ideal learner's expected accuracy after k = 0 .. m - 1 demonstrations, shape (m,).
+
+    It answers 1 where `posterior_yes` is above 1/2 and 0 below; where the posterior is 1/2 (to
+    within 1e-9: a tie, as with no demonstration) it flips a fair coin, so that answer counts 1/2.
+    Deciding ties by float rounding instead would make the k = 0 accuracy depend on the CPU.
+    """
+    p = posterior_yes(prior, ids)  # (B, m)
+    truth = integer_tensor(truth, "truth", ndim=2)
+    if truth.shape != p.shape:
+        raise ValueError(f"truth must have shape {tuple(p.shape)}, one label per query, got {tuple(truth.shape)}")
+    right = ((p > 0.5).long() == truth).to(torch.float64)  # (B, m)
+    return torch.where((p - 0.5).abs() < 1e-9, 0.5, right).mean(0)  # (m,)
 
 
 def label_logits(model: torch.nn.Module, tasks: ThresholdTasks, ids: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,14 @@ import itertools
 import pytest
 import torch
 
-from course_lib.icl_tasks import FunctionPrior, ThresholdTasks, accuracy_by_k, label_logits, posterior_yes
+from course_lib.icl_tasks import (
+    FunctionPrior,
+    ThresholdTasks,
+    accuracy_by_k,
+    ideal_accuracy,
+    label_logits,
+    posterior_yes,
+)
 
 
 def direct_table(w: list[float], n_bits: int) -> list[int]:
@@ -98,6 +105,18 @@ def test_posterior_starts_at_the_prior_and_ignores_the_order():
     for order in itertools.islice(itertools.permutations(range(5)), 0, 120, 17):
         shuffled = torch.cat([ids[:, :1], pairs[:, list(order)].flatten(1), ids[:, -2:]], dim=1)
         assert torch.allclose(posterior_yes(prior, shuffled)[:, -1], posterior_yes(prior, ids)[:, -1], atol=1e-12)
+
+
+def test_ideal_accuracy_counts_a_tie_as_half():
+    tables = torch.tensor([[0, 1, 1, 0], [1, 0, 0, 1]])  # two tasks, each the other's inverse
+    prior = FunctionPrior(tables, torch.tensor([0.5, 0.5], dtype=torch.float64))
+    ids = torch.tensor([[6, 1, 7 + 2 * 1 + 1, 2], [6, 1, 7 + 2 * 1 + 0, 2]])  # 1:yes then query 2; 1:no then query 2
+    ids = torch.cat([ids, torch.tensor([[7 + 4], [7 + 4]])], dim=1)  # the query's answer token (never read)
+    truth = torch.tensor([[1, 1], [0, 0]])  # task 0 then task 1
+    # no demonstration: a tie (1/2); after one, the task is known and both prompts are answered right
+    assert ideal_accuracy(prior, ids, truth).tolist() == [0.5, 1.0]
+    with pytest.raises(ValueError, match="truth must have shape"):
+        ideal_accuracy(prior, ids, truth[:, :1])
 
 
 class AlwaysYes(torch.nn.Module):

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from course_lib.checkpoints import load_card, read_weights, write_checkpoint
-from course_lib.icl_tasks import FunctionPrior, ThresholdTasks, accuracy_by_k, posterior_yes
+from course_lib.icl_tasks import FunctionPrior, ThresholdTasks, accuracy_by_k, ideal_accuracy
 from course_lib.models import TinyGPT, TinyGPTConfig
 from course_lib.training import TrainingConfig, deterministic, learning_rate, train_loop
 from course_lib.validation import positive_int
@@ -102,7 +102,7 @@ def evaluate_icl(model: TinyGPT, config: ICLTrainConfig) -> dict[str, list[float
     gold = accuracy_by_k(model, tasks, held_out, config.n_pairs, generator)  # (m,)
     generator.set_state(state)  # the Bayes learner sees exactly the prompts the model saw
     ids, truth = tasks.sequences(held_out, config.n_pairs, generator)  # (E, 1 + 2m), (E, m)
-    bayes = ((posterior_yes(prior, ids) > 0.5).long() == truth).to(torch.float64).mean(0)  # (m,)
+    bayes = ideal_accuracy(prior, ids, truth)  # (m,)
     random_labels = accuracy_by_k(model, tasks, held_out, config.n_pairs, generator, labels="random")
     train_tasks = accuracy_by_k(model, tasks, seen, config.n_pairs, generator)
     return {"held_out": gold.tolist(), "held_out_random_labels": random_labels.tolist(),
