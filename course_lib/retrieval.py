@@ -623,8 +623,9 @@ class ReadingTask:
 
     - "read": a world drawn from ``pool`` (worlds generated from other seeds: new names, new facts)
       and one of its facts, asked after its passage and 0 to ``max_distractors`` passages of other
-      facts of that world, in random order. The answer can only be read: with thousands of
-      worlds, no fact recurs often enough to be memorised.
+      facts of that world, in random order; each distractor is, with probability 1/2, a near miss
+      (the same relation about another person: what BM25 ranks next), else any other fact. The
+      answer can only be read: spread over many worlds, no fact recurs often enough to be memorised.
     - "recall": one of ``world``'s facts, closed book (empty context): answered from memory.
     - "update": one of ``world``'s facts changed to another value (`World.with_fact`), asked after
       its new passage and distractors from the same updated world: the context must win over memory.
@@ -668,8 +669,11 @@ class ReadingTask:
             values = [v for v in _values(self.world, old.relation) if v not in (old.object, old.subject)]
             fact = Fact(old.subject, old.relation, rng.choice(values))
             world = self.world.with_fact(fact)
-        others = [f for f in world.facts() if f != fact]
-        context = [fact, *rng.sample(others, rng.randint(0, self.max_distractors))]
+        n = rng.randint(0, self.max_distractors)
+        n_same = sum(rng.random() < 0.5 for _ in range(n))  # near misses: the same relation, another person
+        same = [f for f in world.facts() if f.relation == fact.relation and f.subject != fact.subject]
+        other = [f for f in world.facts() if f.relation != fact.relation or f.subject == fact.subject and f != fact]
+        context = [fact, *rng.sample(same, n_same), *rng.sample(other, n - n_same)]
         rng.shuffle(context)
         return reading_example(world, fact, context, kind)
 

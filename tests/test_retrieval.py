@@ -619,6 +619,9 @@ def test_reading_task_kinds_follow_the_mix_and_each_example_holds_its_answer_whe
             assert e.fact.subject in world.names and e.fact not in world.facts()
         if e.kind == "read":
             assert e.fact.subject not in world.names or e.fact not in world.facts()
+    distractors = [(e.fact, f) for e in examples if e.kind != "recall" for f in e.context if f != e.fact]
+    near = [f.relation == fact.relation and f.subject != fact.subject for fact, f in distractors]
+    assert abs(sum(near) / len(near) - 0.5) < 0.08  # half the distractors are near misses
     again = [task.sample(random.Random(0)) for _ in range(1)]
     assert again[0] == examples[0]  # seeded
 

@@ -8,6 +8,7 @@ and ``load_*`` functions:
 - `course_lib.zoo.gpt`: the tiny GPT (`ZOO`, `train_tiny_gpt`, `load_tiny_gpt`);
 - `course_lib.zoo.seq2seq`: the GRU encoder-decoders (`SEQ2SEQ_ZOO`, `load_seq2seq`);
 - `course_lib.zoo.encoder`: the BERT-style tiny encoder (`ENCODER_ZOO`, `load_tiny_encoder`);
+- `course_lib.zoo.reader`: the tiny GPT trained to answer from passages (`READER_ZOO`, `load_tiny_reader`);
 - `course_lib.zoo.common`: what the recipes share (`Recipe`, the BPE trainer, token windows).
 
 The names above are importable from `course_lib.zoo` itself. `RECIPES` maps every shipped model's
@@ -35,7 +36,7 @@ from pathlib import Path
 
 from course_lib.checkpoints import load_card  # scripts read cards through the zoo
 from course_lib.datasets import sha256
-from course_lib.zoo import encoder, gpt, seq2seq
+from course_lib.zoo import encoder, gpt, reader, seq2seq
 from course_lib.zoo.common import Recipe, train_tokenizer
 from course_lib.zoo.encoder import (
     ENCODER_ZOO,
@@ -45,12 +46,13 @@ from course_lib.zoo.encoder import (
     train_tiny_encoder,
 )
 from course_lib.zoo.gpt import ZOO, TrainConfig, load_tiny_gpt, save_tiny_gpt, train_tiny_gpt
+from course_lib.zoo.reader import READER_ZOO, ReaderTrainConfig, load_tiny_reader, save_tiny_reader, train_tiny_reader
 from course_lib.zoo.seq2seq import SEQ2SEQ_ZOO, Seq2SeqTrainConfig, load_seq2seq, save_seq2seq, train_seq2seq
 
 __all__ = ["RECIPES", "main"]
 
 #: Every shipped model, by name: how to retrain it.
-RECIPES: dict[str, Recipe] = {**gpt.RECIPES, **seq2seq.RECIPES, **encoder.RECIPES}
+RECIPES: dict[str, Recipe] = {**gpt.RECIPES, **seq2seq.RECIPES, **encoder.RECIPES, **reader.RECIPES}
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m course_lib.zoo --retrain [--name NAME] [--zoo-dir DIR]``: retrain and rewrite checkpoints."""
