@@ -44,6 +44,7 @@ idf would change: build a new one); graded relevance (nDCG).
 from __future__ import annotations
 
 import math
+import random
 import re
 import string
 from collections import Counter
@@ -67,20 +68,27 @@ from course_lib.validation import (
     real,
     type_name,
 )
-from course_lib.world import RELATIONS, Derivation, DocumentGenerator, Sentence, World
+from course_lib.world import RELATIONS, Derivation, DocumentGenerator, Fact, Sentence, World
 
 __all__ = [
     "BM25",
     "DEFAULT_TEMPLATE",
     "DenseIndex",
     "Hit",
+    "READING_KINDS",
     "RAGPipeline",
     "RAGTrace",
+    "ReadingExample",
+    "ReadingTask",
     "TfidfIndex",
     "build_prompt",
     "chunk",
     "fact_passages",
+    "greedy_match",
     "person_passages",
+    "reading_benchmark",
+    "reading_example",
+    "reading_pool",
     "recall_at_k",
     "reciprocal_rank",
     "reciprocal_rank_fusion",
@@ -566,6 +574,183 @@ def _writer(world: World) -> DocumentGenerator:
     if not isinstance(world, World):
         raise TypeError(f"world must be a World, got {type_name(world)}")
     return DocumentGenerator(world, kinds=RELATIONS, min_sentences=1, max_sentences=len(RELATIONS))
+
+
+# --- reading: questions answered from passages ----------------------------------------------------
+
+#: The kinds of `ReadingTask` example: the answer is in a passage of a world the model has never
+#: seen ("read"), in no passage but true of the shipped world ("recall", closed book), or in a passage
+#: that changed one of the shipped world's facts ("update").
+READING_KINDS = ("read", "recall", "update")
+
+
+class ReadingExample(NamedTuple):
+    """One question with its context: ``prompt`` (`build_prompt` of the passages and the question) and
+    the ``answer`` that completes it (" Pominport."), the ``fact`` asked about, the ``context`` facts
+    whose passages the prompt holds (best first) and the ``kind`` of example (`READING_KINDS`)."""
+
+    prompt: str
+    answer: str
+    fact: Fact
+    context: tuple[Fact, ...]
+    kind: str
+
+
+def reading_example(world: World, fact: Fact, context: Sequence[Fact], kind: str = "read") -> ReadingExample:
+    """The question of ``fact`` after the passages (`fact_passages`) of the ``context`` facts, in that order.
+
+    The question and answer are `DocumentGenerator.fact_prompt`'s cut of the fact's sentence
+    ("Rozi lives in" + " Pominport."); every fact must be true in ``world``. An empty context is the
+    closed-book question.
+    """
+    writer = _writer(world)
+    kind = one_of(kind, "kind", READING_KINDS)
+    context = tuple(_sequence(context, "context"))
+    for i, f in enumerate((fact, *context)):
+        if not isinstance(f, tuple) or len(f) != 3 or f[1] not in RELATIONS or world.person(f[0]).value(f[1]) != f[2]:
+            raise ValueError(f"{'fact' if i == 0 else f'context[{i - 1}]'} must be a fact of the world, got {f!r}")
+    question, answer = writer.fact_prompt(fact)
+    passages = [writer.render(Derivation(f.subject, (Sentence(f.relation, 0, True),))) for f in context]
+    return ReadingExample(build_prompt(question, passages), answer, Fact(*fact), context, kind)
+
+
+class ReadingTask:
+    """Examples that teach a language model to answer from its context when the context holds the
+    answer, and from its weights about ``world`` when it is empty.
+
+    `sample(rng)` draws one `ReadingExample` of a kind drawn with probabilities ``mix`` (over
+    `READING_KINDS`):
+
+    - "read": a world drawn from ``pool`` (worlds generated from other seeds: new names, new facts)
+      and one of its facts, asked after its passage and 0 to ``max_distractors`` passages of other
+      facts of that world, in random order; each distractor is, with probability 1/2, a near miss
+      (the same relation about another person: what BM25 ranks next), else any other fact. The
+      answer can only be read: spread over many worlds, no fact recurs often enough to be memorised.
+    - "recall": one of ``world``'s facts, closed book (empty context): answered from memory.
+    - "update": one of ``world``'s facts changed to another value (`World.with_fact`), asked after
+      its new passage and distractors from the same updated world: the context must win over memory.
+
+    A context that holds no passage about the question but other passages never occurs: what a
+    model trained here does with one (a retrieval miss) is what the lessons measure.
+    """
+
+    def __init__(self, world: World, pool: Sequence[World], mix: dict[str, float] | None = None,
+                 max_distractors: int = 2) -> None:
+        _writer(world)
+        self.world = world
+        self.pool = tuple(_sequence(pool, "pool"))
+        if not self.pool:
+            raise ValueError("pool must hold at least one world, got []")
+        for i, w in enumerate(self.pool):
+            if not isinstance(w, World):
+                raise TypeError(f"pool[{i}] must be a World, got {type_name(w)}")
+        mix = {"read": 0.6, "recall": 0.3, "update": 0.1} if mix is None else dict(mix)
+        for kind, weight in mix.items():
+            one_of(kind, "mix key", READING_KINDS)
+            number_in_range(weight, f"mix[{kind!r}]", 0, math.inf, high_open=True)
+        if not sum(mix.values()) > 0:
+            raise ValueError(f"mix must give some kind a positive weight, got {mix}")
+        self.mix = mix
+        self.max_distractors = nonnegative_int(max_distractors, "max_distractors")
+        self._kinds, self._weights = list(mix), list(mix.values())
+
+    def sample(self, rng: random.Random) -> ReadingExample:
+        """One example; the same ``rng`` state gives the same example."""
+        if not isinstance(rng, random.Random):
+            raise TypeError(f"rng must be a random.Random, got {type_name(rng)}")
+        kind = rng.choices(self._kinds, self._weights)[0]
+        if kind == "recall":
+            return reading_example(self.world, rng.choice(self.world.facts()), (), kind)
+        if kind == "read":
+            world = rng.choice(self.pool)
+            fact = rng.choice(world.facts())
+        else:
+            old = rng.choice(self.world.facts())
+            values = [v for v in _values(self.world, old.relation) if v not in (old.object, old.subject)]
+            fact = Fact(old.subject, old.relation, rng.choice(values))
+            world = self.world.with_fact(fact)
+        n = rng.randint(0, self.max_distractors)
+        n_same = sum(rng.random() < 0.5 for _ in range(n))  # near misses: the same relation, another person
+        same = [f for f in world.facts() if f.relation == fact.relation and f.subject != fact.subject]
+        other = [f for f in world.facts() if f.relation != fact.relation or f.subject == fact.subject and f != fact]
+        context = [fact, *rng.sample(same, n_same), *rng.sample(other, n - n_same)]
+        rng.shuffle(context)
+        return reading_example(world, fact, context, kind)
+
+
+def reading_pool(n: int, start: int = 1) -> list[World]:
+    """``n`` worlds generated from the seeds ``start, start + 1, ...`` (the shipped world is seed 0)."""
+    n = positive_int(n, "n")
+    start = nonnegative_int(start, "start")
+    return [World.generate(seed=seed) for seed in range(start, start + n)]
+
+
+def reading_benchmark(world: World, held_out: Sequence[World], seed: int = 0) -> dict[str, list[ReadingExample]]:
+    """Four sets of questions, seeded, that tell reading from remembering:
+
+    - ``closed_book``: every fact of ``world``, no context;
+    - ``passage``: one fact of each person of each ``held_out`` world (relations in turn), after its
+      passage and two passages of other facts of that world, in random order;
+    - ``distractor``: every fact of ``world`` after one passage about another person with the same
+      relation and another value (what a retriever returns when it misses; ``context[0]``);
+    - ``update``: every fact of ``world`` changed to another value (`World.with_fact`), after the
+      new passage and two other passages of the updated world, in random order.
+    """
+    _writer(world)
+    rng = random.Random(nonnegative_int(seed, "seed"))
+    sets: dict[str, list[ReadingExample]] = {"closed_book": [], "passage": [], "distractor": [], "update": []}
+    for fact in world.facts():
+        sets["closed_book"].append(reading_example(world, fact, ()))
+        others = [f for f in world.facts() if f.relation == fact.relation and f.subject != fact.subject
+                  and f.object not in (fact.object, fact.subject)]
+        sets["distractor"].append(reading_example(world, fact, (rng.choice(others),)))
+        values = [v for v in _values(world, fact.relation) if v not in (fact.object, fact.subject)]
+        new = Fact(fact.subject, fact.relation, rng.choice(values))
+        updated = world.with_fact(new)
+        sets["update"].append(_with_distractors(updated, new, 2, rng, "update"))
+    for i, other in enumerate(_sequence(held_out, "held_out")):
+        _writer(other)
+        for j, person in enumerate(other.people):
+            relation = RELATIONS[(i + j) % len(RELATIONS)]
+            sets["passage"].append(_with_distractors(other, Fact(person.name, relation, person.value(relation)),
+                                                     2, rng, "read"))
+    return sets
+
+
+def _with_distractors(world: World, fact: Fact, n: int, rng: random.Random, kind: str) -> ReadingExample:
+    """``fact``'s question after its passage and ``n`` passages of other facts of ``world``, shuffled."""
+    context = [fact, *rng.sample([f for f in world.facts() if f != fact], n)]
+    rng.shuffle(context)
+    return reading_example(world, fact, context, kind)
+
+
+def greedy_match(model: Any, tokenizer: Any, prompts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+    """Whether greedy decoding continues each prompt with its answer, as a bool array (one pass per batch).
+
+    Greedy decoding writes the answer's tokens exactly when, fed the prompt and the answer (teacher
+    forcing), the model's argmax at every answer position is the next answer token: so one forward
+    pass over all the prompts gives what token-by-token `generate_text` would. The prompt and the
+    answer are encoded separately; an answer ending with "." is matched up to and including it.
+    Ties between logits go to the lower id, as in `course_lib.decoding.greedy_decode`.
+    """
+    prompts, answers = _check_texts(prompts, "prompts"), _check_texts(answers, "answers")
+    if len(prompts) != len(answers):
+        raise ValueError(f"answers must have one answer per prompt ({len(prompts)}), got {len(answers)}")
+    rows = [(tokenizer.encode(p), tokenizer.encode(a)) for p, a in zip(prompts, answers)]
+    length = max(len(p) + len(a) for p, a in rows) - 1
+    device = next(model.parameters()).device
+    ids = torch.zeros(len(rows), length, dtype=torch.long, device=device)  # (B, T) right-padded: causal, harmless
+    for i, (p, a) in enumerate(rows):
+        ids[i, :len(p) + len(a) - 1] = torch.tensor((p + a)[:-1])
+    with torch.no_grad():
+        predicted = model(ids).argmax(dim=-1).cpu()  # (B, T) argmax picks the lowest id among ties
+    return np.array([predicted[i, len(p) - 1:len(p) + len(a) - 1].tolist() == a for i, (p, a) in enumerate(rows)])
+
+
+def _values(world: World, relation: str) -> tuple[str, ...]:
+    """The values ``relation`` can take in ``world``."""
+    return {"lives_in": world.cities, "works_as": world.jobs, "has_pet": world.pets,
+            "likes_colour": world.colours, "best_friend": world.names}[relation]
 
 
 # --- argument checks used only here ----------------------------------------------------------------

@@ -78,7 +78,7 @@ import math
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -221,6 +221,24 @@ class World:
     def facts(self) -> list[Fact]:
         """Every ground-truth triple: for each person, one fact per relation in `RELATIONS`."""
         return [Fact(p.name, r, p.value(r)) for p in self.people for r in RELATIONS]
+
+    def with_fact(self, fact: Fact) -> World:
+        """A copy of the world in which ``fact`` holds: its subject's value for its relation replaced.
+
+        The "updated document" of a retrieval lesson: ``with_fact(Fact("Rozi", "lives_in", "Katasport"))``
+        is the world after Rozi moved. The new value must be one the world uses for that relation (a
+        city of the world, one of its jobs, ..., another person for ``best_friend``).
+        """
+        if not isinstance(fact, tuple) or len(fact) != 3 or fact[1] not in RELATIONS:
+            raise ValueError(f"fact must be a (subject, relation, object) with relation in {RELATIONS}, got {fact!r}")
+        subject, relation, obj = fact
+        person = self.person(subject)
+        values = {"lives_in": self.cities, "works_as": self.jobs, "has_pet": self.pets, "likes_colour": self.colours,
+                  "best_friend": tuple(n for n in self.names if n != subject)}[relation]
+        if obj not in values:
+            raise ValueError(f"fact's object must be one of {values} for {relation} of {subject}, got {obj!r}")
+        changed = replace(person, **{_ATTRIBUTE[relation]: obj})
+        return replace(self, people=tuple(changed if p.name == subject else p for p in self.people))
 
     def to_json(self) -> str:
         """The world as indented JSON text (ending with a newline); `from_json` reads it back."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections import Counter
 
 import numpy as np
@@ -19,14 +20,20 @@ from course_lib.decoding import generate_text
 from course_lib.retrieval import (
     BM25,
     DEFAULT_TEMPLATE,
+    READING_KINDS,
     DenseIndex,
     Hit,
     RAGPipeline,
+    ReadingTask,
     TfidfIndex,
     build_prompt,
     chunk,
     fact_passages,
+    greedy_match,
     person_passages,
+    reading_benchmark,
+    reading_example,
+    reading_pool,
     recall_at_k,
     reciprocal_rank,
     reciprocal_rank_fusion,
@@ -34,7 +41,7 @@ from course_lib.retrieval import (
     top_k,
     word_tokens,
 )
-from course_lib.world import RELATIONS
+from course_lib.world import RELATIONS, Fact
 from course_lib.zoo import load_tiny_gpt
 
 # rank-bm25's test corpus (tests/_helpers.py, SIMPLE_CORPUS)
@@ -564,3 +571,111 @@ def test_pipeline_bad_input(tiny_gpt):
     long = RAGPipeline(model, tokenizer, k=1, max_new_tokens=8).build_index([" ".join(["Rozi lives in Pominport."] * 20)])
     with pytest.raises(ValueError, match="context_length"):
         long.query("Rozi lives in")  # 80 words do not fit the tiny GPT's 64 tokens
+
+
+# --- reading: questions answered from passages -----------------------------------------------------
+
+
+def test_reading_example_puts_the_passages_before_the_question_as_build_prompt_does():
+    world = load_world()
+    facts = world.facts()
+    example = reading_example(world, facts[0], (facts[7], facts[0]))
+    passages = fact_passages(world)
+    question, answer = load_generator().fact_prompt(facts[0])
+    assert example.prompt == f"{passages[7]} {passages[0]} {question}"
+    assert example.answer == answer and example.prompt + example.answer == f"{passages[7]} {passages[0]} {passages[0]}"
+    assert example.context == (facts[7], facts[0]) and example.kind == "read"
+    assert reading_example(world, facts[0], ()).prompt == " " + question  # closed book: build_prompt's empty context
+
+
+def test_reading_example_refuses_a_fact_the_world_does_not_hold():
+    world = load_world()
+    fact = world.facts()[0]
+    wrong = Fact(fact.subject, fact.relation, next(c for c in world.cities if c != fact.object))
+    with pytest.raises(ValueError, match=r"context\[0\] must be a fact of the world"):
+        reading_example(world, fact, (wrong,))
+    with pytest.raises(ValueError, match="fact must be a fact of the world"):
+        reading_example(world, wrong, ())
+    with pytest.raises(ValueError, match="kind must be one of"):
+        reading_example(world, fact, (), kind="guess")
+
+
+def test_reading_task_kinds_follow_the_mix_and_each_example_holds_its_answer_where_it_should():
+    world = load_world()
+    task = ReadingTask(world, reading_pool(20))
+    rng = random.Random(0)
+    examples = [task.sample(rng) for _ in range(600)]
+    counts = Counter(e.kind for e in examples)
+    assert set(counts) == set(READING_KINDS)
+    assert abs(counts["read"] / 600 - 0.6) < 0.06 and abs(counts["recall"] / 600 - 0.3) < 0.06
+    for e in examples:
+        sentence = e.prompt.split(". ")[-1] if ". " in e.prompt else e.prompt.strip()
+        if e.kind == "recall":
+            assert e.context == () and e.fact in world.facts()
+        else:
+            assert e.fact in e.context and len(e.context) <= 3
+            assert f"{sentence}{e.answer}" in e.prompt  # the answer is stated in a passage
+        if e.kind == "update":
+            assert e.fact.subject in world.names and e.fact not in world.facts()
+        if e.kind == "read":
+            assert e.fact.subject not in world.names or e.fact not in world.facts()
+    distractors = [(e.fact, f) for e in examples if e.kind != "recall" for f in e.context if f != e.fact]
+    near = [f.relation == fact.relation and f.subject != fact.subject for fact, f in distractors]
+    assert abs(sum(near) / len(near) - 0.5) < 0.08  # half the distractors are near misses
+    again = [task.sample(random.Random(0)) for _ in range(1)]
+    assert again[0] == examples[0]  # seeded
+
+
+def test_reading_task_checks_its_arguments():
+    world = load_world()
+    with pytest.raises(ValueError, match="pool must hold at least one world"):
+        ReadingTask(world, [])
+    with pytest.raises(ValueError, match="mix key must be one of"):
+        ReadingTask(world, reading_pool(1), {"guess": 1.0})
+    with pytest.raises(TypeError, match="rng must be a random.Random"):
+        ReadingTask(world, reading_pool(1)).sample(0)
+
+
+def test_reading_benchmark_sets_separate_reading_from_remembering():
+    world = load_world()
+    sets = reading_benchmark(world, reading_pool(2, start=10_001), seed=3)
+    assert {k: len(v) for k, v in sets.items()} == {"closed_book": 120, "passage": 48, "distractor": 120, "update": 120}
+    for e in sets["distractor"]:
+        (other,) = e.context
+        assert other.subject != e.fact.subject and other.relation == e.fact.relation and other.object != e.fact.object
+    for e in sets["update"]:
+        assert e.fact not in world.facts() and e.fact in e.context
+    assert all(e.fact in e.context and e.fact.subject not in world.names for e in sets["passage"])
+    assert reading_benchmark(world, reading_pool(2, start=10_001), seed=3) == sets
+
+
+def test_greedy_match_agrees_with_token_by_token_generation(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
+    world = load_world()
+    sets = reading_benchmark(world, reading_pool(1, start=10_001), seed=0)
+    examples = sets["closed_book"][:40] + sets["distractor"][:20]
+    matched = greedy_match(model, tokenizer, [e.prompt for e in examples], [e.answer for e in examples])
+    generated = [generate_text(model, tokenizer, e.prompt, 8, stop=".") + "." == e.answer for e in examples]
+    assert matched.dtype == bool and matched.tolist() == generated
+    assert 0 < matched.sum() < len(examples)  # both outcomes occur, so the comparison means something
+
+
+def test_greedy_match_checks_its_arguments(shipped_gpt):
+    model, tokenizer, _ = shipped_gpt
+    with pytest.raises(ValueError, match=r"answers must have one answer per prompt \(2\), got 1"):
+        greedy_match(model, tokenizer, ["Rozi lives in", "Rozi works as"], [" Pominport."])
+    with pytest.raises(ValueError, match="prompts must hold at least one text"):
+        greedy_match(model, tokenizer, [], [])
+
+
+def test_with_fact_changes_one_value_and_nothing_else():
+    world = load_world()
+    fact = world.facts()[0]
+    city = next(c for c in world.cities if c != fact.object)
+    moved = world.with_fact(Fact(fact.subject, "lives_in", city))
+    assert moved.person(fact.subject).city == city
+    assert [f for f in moved.facts() if f not in world.facts()] == [Fact(fact.subject, "lives_in", city)]
+    with pytest.raises(ValueError, match="fact's object must be one of"):
+        world.with_fact(Fact(fact.subject, "lives_in", "Atlantis"))
+    with pytest.raises(ValueError, match="fact's object must be one of"):
+        world.with_fact(Fact(fact.subject, "best_friend", fact.subject))

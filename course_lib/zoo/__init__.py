@@ -15,6 +15,7 @@ and ``load_*`` functions:
 - `course_lib.zoo.scaling`: the measured scaling curve, a card of losses without weights
   (`SCALING_ZOO`, `load_scaling_curve`);
 - `course_lib.zoo.icl`: the in-context learner trained on prompts of demonstrations (`ICL_ZOO`, `load_icl_gpt`);
+- `course_lib.zoo.reader`: the tiny GPT trained to answer from passages (`READER_ZOO`, `load_tiny_reader`);
 - `course_lib.zoo.common`: what the recipes share (`Recipe`, the BPE trainer, token windows).
 
 The names above are importable from `course_lib.zoo` itself. `RECIPES` maps every shipped model's
@@ -42,7 +43,7 @@ from pathlib import Path
 
 from course_lib.checkpoints import load_card  # scripts read cards through the zoo
 from course_lib.datasets import sha256
-from course_lib.zoo import arithmetic, distill, encoder, finetune, gpt, icl, moe, scaling, seq2seq
+from course_lib.zoo import arithmetic, distill, encoder, finetune, gpt, icl, moe, reader, scaling, seq2seq
 from course_lib.zoo.arithmetic import (
     ARITHMETIC_ZOO,
     ArithmeticTrainConfig,
@@ -63,6 +64,7 @@ from course_lib.zoo.finetune import FINETUNE_ZOO, FinetuneConfig, load_finetuned
 from course_lib.zoo.gpt import ZOO, TrainConfig, load_tiny_gpt, save_tiny_gpt, train_tiny_gpt
 from course_lib.zoo.icl import ICL_ZOO, ICLTrainConfig, evaluate_icl, load_icl_gpt, save_icl_gpt, train_icl_gpt
 from course_lib.zoo.moe import MOE_ZOO, MoETrainConfig, load_moe_gpt, save_moe_gpt, train_moe_gpt
+from course_lib.zoo.reader import READER_ZOO, ReaderTrainConfig, load_tiny_reader, save_tiny_reader, train_tiny_reader
 from course_lib.zoo.scaling import (
     SCALING_ZOO,
     ScalingConfig,
@@ -76,7 +78,8 @@ __all__ = ["RECIPES", "main"]
 
 #: Every shipped model, by name: how to retrain it.
 RECIPES: dict[str, Recipe] = {**gpt.RECIPES, **seq2seq.RECIPES, **encoder.RECIPES, **arithmetic.RECIPES,
-                              **distill.RECIPES, **moe.RECIPES, **finetune.RECIPES, **scaling.RECIPES, **icl.RECIPES}
+                              **distill.RECIPES, **moe.RECIPES, **finetune.RECIPES, **scaling.RECIPES, **icl.RECIPES,
+                              **reader.RECIPES}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
