@@ -73,7 +73,7 @@ test-portable: setup
 	done
 
 test-slow: setup
-	$(BIN)/python -m pytest -m slow tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow tests
 
 # The student edition in student/: a notebook you changed there is kept, never overwritten.
 student: setup
