@@ -83,7 +83,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(40, "adaptive_softmax", "How does the adaptive softmax speed up large-vocabulary models?", ("adaptive_softmax", "measure")),
     _L(41, "vanishing_gradients", "What is the vanishing-gradient problem, and how does the Transformer avoid it?", ("transformer", "attention")),
     _L(42, "few_shot", "What is few-shot (in-context) learning?", ("icl_tasks", "prompting", "datasets", "zoo")),
-    _L(43, "harmful_outputs", "How do you diagnose and fix offensive or incorrect outputs?", ("evaluation",)),
+    _L(43, "harmful_outputs", "How do you diagnose and fix offensive or incorrect outputs?", ("losses", "ngram", "world")),
     _L(44, "encoder_decoder", "What do the encoder and the decoder do?", ("transformer", "attention", "models", "softmax")),
     _L(45, "statistical_lms", "How do LLMs differ from statistical n-gram language models?", ("ngram", "datasets", "registry", "zoo")),
     _L(46, "context_window", "What is the context window, and what does it cost?", ("costs", "attention", "datasets", "decoding", "measure", "models", "tokenization")),
@@ -101,7 +101,7 @@ BUILDS_ON: dict[int, tuple[int, ...]] = {
     18: (1, 46), 19: (30,), 20: (21, 30), 21: (), 22: (30,), 23: (21,), 24: (8, 23), 25: (29,), 26: (),
     27: (23,), 28: (29,), 29: (), 30: (21,), 31: (18, 49), 32: (5, 7), 33: (2, 12), 34: (3, 46),
     35: (20, 22), 36: (3, 4), 37: (17, 23), 38: (8, 34), 39: (11, 32), 40: (21, 23), 41: (25, 28),
-    42: (11, 39), 43: (4, 23), 44: (6, 7), 45: (23, 27), 46: (19, 20), 47: (16, 29),
+    42: (11, 39), 43: (45, 4), 44: (6, 7), 45: (23, 27), 46: (19, 20), 47: (16, 29),
     48: (20, 21, 22, 30, 44), 49: (23, 45), 50: (34, 49),
 }
 BUILDS_ON_PREFIX, NEXT_PREFIX = "**Builds on:**", "**Next:**"
