@@ -48,7 +48,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(6, "sequence_to_sequence", "What are sequence-to-sequence models?", ("seq2seq", "softmax", "checkpoints", "datasets", "zoo")),
     _L(7, "autoregressive_vs_masked", "How do autoregressive and masked models differ in training?", ("attention", "objectives", "datasets", "evaluation", "losses", "transformer", "zoo")),
     _L(8, "embeddings", "What do embeddings do in an LLM, and how are they initialised?", ("embeddings", "models", "checkpoints", "datasets", "evaluation", "zoo")),
-    _L(9, "next_sentence_prediction", "What is next sentence prediction, and is it useful?", ("objectives", "checkpoints", "datasets", "tokenization", "world", "zoo")),
+    _L(9, "next_sentence_prediction", "What is next sentence prediction, and is it useful?", ("objectives", "datasets", "tokenization", "world", "zoo")),
     _L(10, "top_k_top_p", "How do top-k and nucleus (top-p) sampling differ?", ("decoding", "datasets", "evaluation", "measure", "zoo")),
     _L(11, "prompt_engineering", "How does the prompt change what an LLM outputs?", ("prompting", "datasets", "zoo")),
     _L(12, "catastrophic_forgetting", "How can catastrophic forgetting be mitigated?", ("continual", "datasets", "decoding", "evaluation", "world", "zoo")),
