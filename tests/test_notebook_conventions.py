@@ -22,6 +22,12 @@ from conftest import (
 )
 
 from course_lib.tooling.grading import add_nbgrader_metadata
+from course_lib.tooling.interview.cards import (
+    MAX_CORRECTION_SENTENCES,
+    MAX_CORRECTION_WORDS,
+    lesson_cards,
+    sentence_count,
+)
 from course_lib.tooling.student_edition import (
     BEGIN,
     EDITION_TAG,
@@ -32,6 +38,7 @@ from course_lib.tooling.student_edition import (
     find_exercises,
     has_tag,
 )
+from course_lib.tooling.syllabus import LESSONS
 
 SECTIONS = ["The answer in 30 seconds", "Setup", "Try it", "What the common answer gets wrong",
             "Follow-up questions", "Exercises", "References"]
@@ -179,9 +186,25 @@ def test_answer_is_said_in_30_seconds(path: Path):
 @pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
 def test_answer_and_follow_ups_stand_alone(path: Path):
     for index, cell in enumerate(read_notebook(path).cells):
-        if {"answer", "follow-up"} & set(cell.metadata.get("tags", [])):
+        if {"answer", "follow-up", "mistake"} & set(cell.metadata.get("tags", [])):
             found = CONTEXT_BOUND.findall(cell.source)
             assert not found, f"cell {index} is read alone, as a flashcard, yet says {found}"
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)
+def test_each_common_mistake_is_a_short_tagged_card(path: Path):
+    nb = read_notebook(path)
+    starts = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.lstrip().startswith("## ")]
+    heading = next(i for i in starts if nb.cells[i].source.lstrip().startswith("## What the common answer gets wrong"))
+    end = next(i for i in starts if i > heading)
+    tagged = [i for i, c in enumerate(nb.cells) if "mistake" in c.metadata.get("tags", [])]
+    assert 1 <= len(tagged) <= 4, f"1-4 cells tagged 'mistake', got {len(tagged)}"
+    assert all(heading <= i < end for i in tagged), f"mistake cells {tagged} outside their section ({heading}-{end})"
+    lesson = next(lesson for lesson in LESSONS if lesson.notebook == path.name)
+    for card in (card for card in lesson_cards(lesson) if card.kind == "mistake"):  # raises on a malformed cell
+        words, sentences = len(card.back.split()), sentence_count(card.back)
+        assert words <= MAX_CORRECTION_WORDS, f"the correction of {card.front[:40]!r} has {words} words"
+        assert sentences <= MAX_CORRECTION_SENTENCES, f"the correction of {card.front[:40]!r} has {sentences} sentences"
 
 
 @pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)

@@ -102,6 +102,13 @@ def test_every_cited_lesson_is_in_the_syllabus_and_prints_the_number(key):
             assert number.display in text, f"{key}: {lesson.notebook} does not contain {number.display!r}"
 
 
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.notebook)
+def test_every_lesson_has_a_key_number(lesson):
+    """The cheat sheet's key numbers come from the registry: each lesson cites at least one."""
+    keys = [key for key, number in REGISTRY.items() if lesson.number in number.lessons]
+    assert keys, f"{lesson.notebook} cites no registered number (data/cited_numbers.json)"
+
+
 def test_the_notebook_check_would_catch_a_wrong_number():
     text = notebook_text(NOTEBOOKS / LESSON_BY_NUMBER[48].notebook)
     assert "87.5%" in text and "87.6%" not in text

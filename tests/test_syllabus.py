@@ -14,6 +14,7 @@ from course_lib.tooling.syllabus import (
     BUILDS_ON,
     END,
     LESSONS,
+    PARTS,
     START,
     link_lines,
     markdown_table,
@@ -129,6 +130,20 @@ def test_builds_on_names_every_lesson_and_has_no_cycle():
 
     for n in BUILDS_ON:
         visit(n)
+
+
+def test_parts_hold_every_lesson_once():
+    held = [n for part in PARTS for n in part.lessons]
+    assert sorted(held) == list(range(1, 51)), "every lesson in exactly one part"
+
+
+def test_start_here_lists_the_parts_as_its_reading_tracks():
+    text = re.sub(r"\s+", " ", "".join(cell.source for cell in read_notebook(NOTEBOOKS / "00_start_here.ipynb").cells))
+    for number, part in enumerate(PARTS, start=1):
+        match = re.search(rf"{number}\. \*{re.escape(part.title)}\*: (.+?)\.(?: \d\. \*| \*\*)", text)
+        assert match, f"00_start_here lists no track {number}. *{part.title}*"
+        listed = tuple(int(n) for n in re.findall(r"(?:^|→ )(\d\d) ", match.group(1)))
+        assert listed == part.lessons, f"track {number} lists {listed}, PARTS says {part.lessons}"
 
 
 @pytest.mark.parametrize("lesson", [lesson for lesson in LESSONS if lesson.exists()], ids=lambda lesson: lesson.notebook)

@@ -17,7 +17,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NOTEBOOKS", "Lesson", "LESSONS", "BUILDS_ON", "BUILDS_ON_PREFIX", "NEXT_PREFIX", "link_lines",
+__all__ = ["NOTEBOOKS", "Lesson", "LESSONS", "BUILDS_ON", "Part", "PARTS", "BUILDS_ON_PREFIX", "NEXT_PREFIX", "link_lines",
            "write_lesson_links", "markdown_table", "README", "START", "END", "write_readme_table", "main"]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -105,6 +105,24 @@ BUILDS_ON: dict[int, tuple[int, ...]] = {
     48: (20, 21, 22, 30, 44), 49: (23, 45), 50: (34, 49),
 }
 BUILDS_ON_PREFIX, NEXT_PREFIX = "**Builds on:**", "**Next:**"
+
+
+@dataclass(frozen=True)
+class Part:
+    """A reading track: lessons that read well in this order, each track on its own."""
+
+    title: str
+    lessons: tuple[int, ...]
+
+
+#: The five reading tracks of 00_start_here; every lesson is in exactly one (the quiz filters by them).
+PARTS: tuple[Part, ...] = (
+    Part("The Transformer from the inside", (21, 30, 20, 22, 19, 44, 15, 46, 48)),
+    Part("Training and its mathematics", (29, 25, 28, 41, 23, 27, 24, 26, 16, 47)),
+    Part("Text in, text out", (1, 14, 8, 3, 4, 10, 36)),
+    Part("Pretraining", (5, 7, 9, 6, 32, 17, 37, 45, 49)),
+    Part("Adapting and using models", (2, 12, 33, 13, 35, 40, 11, 39, 42, 34, 38, 43, 50, 18, 31)),
+)
 
 
 def _by_number(number: int) -> Lesson:
