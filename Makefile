@@ -24,7 +24,7 @@ else
 PORTABLE_CPUS := "ATEN_CPU_CAPABILITY=default"
 endif
 
-.PHONY: setup setup-instructor lab test test-portable test-slow student student-lab bundle notebooks benchmark lock clean
+.PHONY: setup setup-instructor lab test test-portable test-slow student student-lab bundle interview quiz notebooks benchmark lock clean
 
 setup: $(STAMP)
 
@@ -85,6 +85,15 @@ student-lab: student
 # A zip for a workshop: the student edition, the library as a wheel, the data, a README.
 bundle: setup
 	$(BIN)/python -m course_lib.tooling.bundle dist
+
+# Interview preparation, built from the lessons' tagged cells into build/interview (not committed): an Anki
+# deck, a cheat sheet (Markdown and HTML) and the cards as JSON. `make quiz` asks them one at a time; pass
+# options with QUIZ, e.g. make quiz QUIZ="--mock --order random --parts 1".
+interview: setup
+	$(BIN)/python -m course_lib.tooling.interview build build/interview
+
+quiz: setup
+	$(BIN)/python -m course_lib.tooling.interview quiz $(QUIZ)
 
 notebooks: setup
 	$(BIN)/python scripts/run_notebooks.py --write $(NB)
