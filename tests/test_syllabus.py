@@ -12,6 +12,7 @@ from conftest import NOTEBOOKS, REPO, read_notebook
 from course_lib.tooling import syllabus
 from course_lib.tooling.syllabus import (
     BUILDS_ON,
+    COMPANION_NOTEBOOKS,
     END,
     LESSONS,
     PARTS,
@@ -29,7 +30,7 @@ def test_fifty_lessons_in_order_with_unique_notebooks():
 
 
 def test_every_notebook_on_disk_is_a_lesson():
-    names = {lesson.notebook for lesson in LESSONS} | {"00_start_here.ipynb"}
+    names = {lesson.notebook for lesson in LESSONS} | set(COMPANION_NOTEBOOKS)
     stray = [p.name for p in NOTEBOOKS.glob("*.ipynb") if p.name not in names]
     assert not stray, f"notebooks not in course_lib.tooling.syllabus: {stray}"
 

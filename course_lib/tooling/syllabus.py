@@ -17,10 +17,12 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NOTEBOOKS", "Lesson", "LESSONS", "BUILDS_ON", "Part", "PARTS", "BUILDS_ON_PREFIX", "NEXT_PREFIX", "link_lines",
+__all__ = ["NOTEBOOKS", "COMPANION_NOTEBOOKS", "Lesson", "LESSONS", "BUILDS_ON", "Part", "PARTS", "BUILDS_ON_PREFIX", "NEXT_PREFIX", "link_lines",
            "write_lesson_links", "markdown_table", "README", "START", "END", "write_readme_table", "main"]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+#: The notebooks that are not lessons: the course's start page and the interview quiz.
+COMPANION_NOTEBOOKS = ("00_start_here.ipynb", "interview_quiz.ipynb")
 
 
 @dataclass(frozen=True)
