@@ -336,6 +336,22 @@ def test_forbid_takes_a_notebook_name(raising):
              namespace)
 
 
+def test_check_that_blocks_forbidden_calls_inside_its_properties(raising, capsys):
+    def penalty(x):
+        return torch.logsumexp(x, 0)
+    properties = {"the gradient is wrong": lambda f: bool(torch.isfinite(f(torch.zeros(2))))}
+    with pytest.raises(CheckFailed, match="penalty calls torch.logsumexp, which this exercise asks you to do without"):
+        check_that("penalty", properties, exercise="Exercise 1", forbid=["torch.logsumexp"])
+    assert float(torch.logsumexp(torch.zeros(2), 0)) == pytest.approx(math.log(2))  # restored
+
+    def penalty(x):  # noqa: F811
+        return x.exp().sum().log()
+    check_that("penalty", properties, exercise="Exercise 1", forbid=["torch.logsumexp"])
+    assert capsys.readouterr().out == "✔ Exercise 1: check passed\n"
+    with pytest.raises(TypeError, match="forbid must be a list"):
+        check_that("penalty", properties, exercise="Exercise 1", forbid="torch.logsumexp")
+
+
 def test_check_that_reports_the_first_property_that_fails(raising, capsys):
     properties = {"n is too small: the ratio is below 2": lambda n: n >= 338,
                   "n is too large: one fewer already reaches 2": lambda n: n - 1 < 338}

@@ -470,9 +470,7 @@ def check_function(answer: str, reference: Callable[..., Any], cases: Sequence[t
     """
     frame, exercise = sys._getframe(1), _label(exercise)
     callable_arg(reference, "reference", "a function with the same arguments as the answer")
-    labelled = _cases(cases)
-    if isinstance(forbid, str) or not all(isinstance(path, str) for path in forbid):
-        raise TypeError(f"forbid must be a list of names such as ['torch.logsumexp'], got {forbid!r}")
+    labelled, forbid = _cases(cases), _forbid_list(forbid)
     try:
         function = _answer(answer, frame)
         problem = None if callable(function) else f"{answer} should be a function, got {_a(function)}"
@@ -485,6 +483,17 @@ def check_function(answer: str, reference: Callable[..., Any], cases: Sequence[t
         _report(exercise, str(not_done), hint, not_done=True)
         return
     _report(exercise, problem, hint)
+
+
+def _forbid_list(forbid: Any) -> list[str]:
+    """``forbid`` checked: a list of dotted names."""
+    if isinstance(forbid, str) or not all(isinstance(path, str) for path in forbid):
+        raise TypeError(f"forbid must be a list of names such as ['torch.logsumexp'], got {forbid!r}")
+    return list(forbid)
+
+
+def _forbidden_message(answer: str, calls: list[str]) -> str:
+    return f"{answer} calls {calls[0]}, which this exercise asks you to do without"
 
 
 def _judge_case(function: Callable, answer: str, reference: Callable, args: tuple, forbid: Sequence[str],
@@ -504,7 +513,7 @@ def _judge_case(function: Callable, answer: str, reference: Callable, args: tupl
         else:
             raised = None
     if calls:
-        return f"{answer} calls {calls[0]}, which this exercise asks you to do without"
+        return _forbidden_message(answer, calls)
     if expected_error is not None:
         if raised is None:
             return f"{answer} should raise {expected_error.__name__}, but nothing was raised"
@@ -519,14 +528,16 @@ def _judge_case(function: Callable, answer: str, reference: Callable, args: tupl
 
 
 def check_that(answer: str, properties: Mapping[str, Callable[[Any], bool]], *, exercise: str,
-               hint: str | None = None, like: Any = None) -> None:
+               hint: str | None = None, like: Any = None, forbid: Sequence[str] = ()) -> None:
     """Check that the notebook's `answer` (its name) has every property, in order.
 
     properties: ``{message: predicate}``; the first predicate that returns False fails the check
     with its message, which says which property fails (e.g. "half_size is too large: one token
-    fewer already reaches 2"). like: an example of the answer's form, checked first.
+    fewer already reaches 2"). like: an example of the answer's form, checked first. forbid: as in
+    `check_function`, blocked while the predicates run (for an answer that is a function).
     """
     frame, exercise = sys._getframe(1), _label(exercise)
+    forbid = _forbid_list(forbid)
     if not isinstance(properties, Mapping) or not properties:
         raise TypeError(f"properties must be a non-empty dict {{message: predicate}}, got {properties!r}")
     for message, predicate in properties.items():
@@ -535,12 +546,20 @@ def check_that(answer: str, properties: Mapping[str, Callable[[Any], bool]], *, 
         value = _answer(answer, frame)
         problem = _difference(value, like, answer, values=False) if like is not None else None
         for message, predicate in properties.items() if problem is None else ():
-            try:
-                holds = _scalar(predicate(value))
-            except NotImplementedError:
-                raise _stub(answer) from None
-            except Exception as error:  # the learner's answer made the property fail to evaluate
-                problem = f"{message} (checking it raised {type(error).__name__}: {error})"
+            with _forbidden(forbid, frame.f_globals) as calls:
+                try:
+                    holds = _scalar(predicate(value))
+                except NotImplementedError:
+                    raise _stub(answer) from None
+                except Exception as error:  # the learner's answer made the property fail to evaluate
+                    holds, raised = None, error
+                else:
+                    raised = None
+            if calls:
+                problem = _forbidden_message(answer, calls)
+                break
+            if raised is not None:
+                problem = f"{message} (checking it raised {type(raised).__name__}: {raised})"
                 break
             if not isinstance(holds, (bool, np.bool_)):
                 raise TypeError(f"properties[{message!r}] must return a bool, got {type_name(holds)}")
