@@ -71,13 +71,13 @@ def test_cards_read_the_three_forms(tmp_path):
     make_lesson_notebook(tmp_path, lesson, [
         ("## The answer in 30 seconds\n\nIt rescales the logits.", ["answer"]),
         ('## What the common answer gets wrong\n\n**"It makes output deterministic."** Only $T = 0$ does.', ["mistake"]),
-        ("**Why *this* order?** Because.", ["follow-up"]),
+        ("**Why *this* order?** Because Task\n#2 wraps.", ["follow-up"]),
         ("Untagged prose.", []),
     ])
     answer, mistake, follow_up = lesson_cards(lesson, tmp_path)
     assert (answer.front, answer.back) == (lesson.question, "It rescales the logits.")
     assert (mistake.kind, mistake.front, mistake.back) == ("mistake", "It makes output deterministic.", "Only $T = 0$ does.")
-    assert (follow_up.front, follow_up.back) == ("Why *this* order?", "Because.")
+    assert (follow_up.front, follow_up.back) == ("Why *this* order?", "Because Task\n#2 wraps.")
 
 
 @pytest.mark.parametrize("source, tags, message", [

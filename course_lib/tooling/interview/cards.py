@@ -32,6 +32,7 @@ KINDS = ("answer", "follow-up", "mistake")
 MAX_CORRECTION_WORDS = 70
 MAX_CORRECTION_SENTENCES = 2
 
+_HEADING = re.compile(r"#{1,6}\s")  # a markdown heading line; "#2" in wrapped prose is not one
 _LEAD = re.compile(r"\*\*(?P<lead>.+?)\*\*(?P<rest>.*)", re.DOTALL)
 _CLAIM = re.compile(r'"(?P<claim>.+)"', re.DOTALL)
 # Spans whose dots do not end a sentence: maths, code, and the abbreviations the lessons use.
@@ -94,7 +95,7 @@ def sentence_count(text: str) -> int:
 
 def _body(source: str) -> str:
     """A tagged cell's text without its heading lines."""
-    lines = [line for line in source.strip().split("\n") if not line.startswith("#")]
+    lines = [line for line in source.strip().split("\n") if not _HEADING.match(line)]
     return "\n".join(lines).strip()
 
 
