@@ -336,6 +336,21 @@ def test_forbid_takes_a_notebook_name(raising):
              namespace)
 
 
+def test_forbid_by_notebook_name_also_blocks_the_call_through_its_module(raising):
+    from course_lib import softmax as softmax_module
+    namespace = {"check_function": check_function, "torch": torch}
+    exec("from course_lib.softmax import log_softmax\n"
+         "import course_lib.softmax as S\n"
+         "def answer(z):\n"
+         "    return S.log_softmax(z, dim=0)\n", namespace)
+    check = "check_function('answer', lambda z: z - torch.logsumexp(z, 0), [(torch.tensor([1.0, 2.0]),)], exercise='Ex 1', forbid=['log_softmax'])"
+    with pytest.raises(CheckFailed, match="answer calls log_softmax"):
+        exec(check, namespace)
+    assert softmax_module.log_softmax is namespace["log_softmax"]  # restored
+    exec("def answer(z):\n    return z - torch.logsumexp(z, 0)\n", namespace)
+    exec(check, namespace)
+
+
 def test_check_that_blocks_forbidden_calls_inside_its_properties(raising, capsys):
     def penalty(x):
         return torch.logsumexp(x, 0)

@@ -419,6 +419,15 @@ def _resolve(path: str, namespace: dict) -> tuple[Any, str]:
     return owner, parts[-1]
 
 
+def _home(function: Any) -> tuple[Any, str] | None:
+    """The module that defines ``function`` and its name there, when it is a module-level function."""
+    module = sys.modules.get(getattr(function, "__module__", None) or "")
+    name = getattr(function, "__qualname__", "")
+    if module is None or "." in name or vars(module).get(name) is not function:
+        return None
+    return module, name
+
+
 @contextmanager
 def _forbidden(paths: Sequence[str], namespace: dict) -> Iterator[list[str]]:
     """While inside, calling any of `paths` (and any notebook name bound to the same function) raises
@@ -447,6 +456,9 @@ def _forbidden(paths: Sequence[str], namespace: dict) -> Iterator[list[str]]:
             owner, name = _resolve(path, namespace)
             target = owner[name] if isinstance(owner, dict) else getattr(owner, name)
             patch(owner, name, path)
+            home = _home(target)  # `import course_lib.prompting as P; P.calibrate(...)` too
+            if home is not None and home[0] is not owner:
+                patch(*home, path)
             for key, value in list(namespace.items()):  # `from torch import logsumexp as lse` too
                 if value is target and not (owner is namespace and key == name):
                     patch(namespace, key, path)
