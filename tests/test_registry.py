@@ -136,7 +136,7 @@ def test_registry_file_is_the_shipped_one():
 def test_cited_returns_a_cited_number():
     number = cited("gpt3.context_tokens")
     assert isinstance(number, CitedNumber)
-    assert (number.value, number.unit, number.display, number.lessons) == (2048, "tokens", "2,048", (18,))
+    assert (number.value, number.unit, number.display) == (2048, "tokens", "2,048") and 18 in number.lessons
     assert number.citation == "Brown et al. 2020, section 2.1"
 
 
