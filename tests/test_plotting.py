@@ -1,0 +1,69 @@
+"""Tests for the figure recipes of course_lib.notebook.plotting: what they draw, checked on the artists."""
+
+from __future__ import annotations
+
+import itertools
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from course_lib.notebook.plotting import (  # noqa: E402
+    PALETTE,
+    draw_prefix_tree,
+    prefix_tree_layout,
+)
+
+
+@pytest.fixture
+def ax():
+    fig, ax = plt.subplots()
+    yield ax
+    plt.close(fig)
+
+
+def test_prefix_tree_layout_centres_each_parent_on_its_children():
+    y = prefix_tree_layout("ab", 2)
+    assert y == {"aa": 0.0, "ab": -1.0, "ba": -2.0, "bb": -3.0, "a": -0.5, "b": -2.5, "": -1.5}
+    y = prefix_tree_layout("abc", 3)
+    assert len(y) == 1 + 3 + 9 + 27
+    for prefix in y:  # the root sits at the mean of all leaves
+        leaves = ["".join((prefix, *t)) for t in itertools.product("abc", repeat=3 - len(prefix))]
+        assert y[prefix] == pytest.approx(np.mean([y[leaf] for leaf in leaves]))
+
+
+def test_draw_prefix_tree_draws_every_edge_the_path_kept_and_pruned(ax):
+    kept = {1: ["a", "b"], 2: ["ba", "bb"]}
+    draw_prefix_tree(ax, "abc", 2, path="aa", kept=kept, pruned=["aa"], annotate=lambda p: p if len(p) == 1 else None,
+                     path_label="greedy", kept_label="beam", pruned_label="cut")
+    y = prefix_tree_layout("abc", 2)
+    grey = [line for line in ax.lines if line.get_color() == "0.85"]
+    assert len(grey) == 3 + 9  # every edge of the tree
+    (path,) = [line for line in ax.lines if line.get_label() == "greedy"]
+    assert list(path.get_ydata()) == [y[""], y["a"], y["aa"]]
+    kept_edges = [line for line in ax.lines if line.get_color() == PALETTE[1]]
+    assert sorted(line.get_ydata()[1] for line in kept_edges) == sorted(y[p] for p in ["a", "b", "ba", "bb"])
+    labels = [c.get_label() for c in ax.collections]
+    assert "cut" in labels and labels.count("beam") == 1  # one legend entry however many depths
+    assert sorted(t.get_text() for t in ax.texts) == ["a", "b", "c"]
+    assert ax.get_xlabel() == "depth (tokens generated)"
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(path="ab", kept={}), ValueError, "path must be 3 symbols of 'abc', got 'ab'"),
+    (dict(path="abd", kept={}), ValueError, "path must be 3 symbols of 'abc', got 'abd'"),
+    (dict(path="abc", kept={1: ["d"]}), ValueError, r"kept and pruned must be prefixes .* got \['d'\]"),
+    (dict(path="abc", kept={}, pruned=["abcd"]), ValueError, r"got \['abcd'\]"),
+    (dict(path="abc", kept={}, annotate=3), TypeError, "annotate must be callable"),
+])
+def test_draw_prefix_tree_rejects_bad_input(ax, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        draw_prefix_tree(ax, "abc", 3, **kwargs)
+    with pytest.raises(ValueError, match="depth must be a positive integer, got 0"):
+        prefix_tree_layout("abc", 0)
+    with pytest.raises(ValueError, match="alphabet must be a non-empty str, got .."):
+        prefix_tree_layout("", 2)
