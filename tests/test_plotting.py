@@ -11,10 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from course_lib.notebook.plotting import (  # noqa: E402
     PALETTE,
     draw_prefix_tree,
+    plot_row_norms,
     prefix_tree_layout,
 )
 
@@ -67,3 +69,31 @@ def test_draw_prefix_tree_rejects_bad_input(ax, kwargs, error, message):
         prefix_tree_layout("abc", 0)
     with pytest.raises(ValueError, match="alphabet must be a non-empty str, got .."):
         prefix_tree_layout("", 2)
+
+
+def test_plot_row_norms_colours_present_absent_and_zero_rows(ax):
+    norms = torch.tensor([0.5, 0.0, 0.02, 0.3, 0.0, 0.01])  # (6,)
+    plot_row_norms(ax, norms, torch.tensor([0, 3, 3]), title="t", xlabel="x", ylabel="y")
+    by_label = {line.get_label(): line for line in ax.lines}
+    assert list(by_label["token in the batch"].get_xdata()) == [0, 3]
+    assert list(by_label["token absent, nonzero row"].get_xdata()) == [2, 5]
+    zero = by_label["row exactly 0 (not to scale)"]
+    assert list(zero.get_xdata()) == [1, 4] and list(zero.get_ydata()) == pytest.approx([0.01 / 3] * 2)
+    assert ax.get_yscale() == "log" and ax.get_ylim()[0] < 0.01 / 3 < 0.5 < ax.get_ylim()[1]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("t", "x", "y")
+
+
+def test_plot_row_norms_without_zero_rows_draws_no_crosses(ax):
+    plot_row_norms(ax, torch.tensor([0.1, 0.2]), torch.tensor([1]))
+    assert sorted(line.get_label() for line in ax.lines) == ["token absent, nonzero row", "token in the batch"]
+
+
+@pytest.mark.parametrize("norms, present, error, message", [
+    (torch.zeros(3), torch.tensor([0]), ValueError, "norms must have at least one nonzero row"),
+    (torch.ones(3), torch.tensor([3]), ValueError, r"present must be ids in \[0, 3\), got values in \[3, 3\]"),
+    (torch.ones(3, 2), torch.tensor([0]), ValueError, "norms must have 1 dim"),
+    (torch.ones(3), torch.tensor([0.0]), TypeError, "present must be an integer tensor"),
+])
+def test_plot_row_norms_rejects_bad_input(ax, norms, present, error, message):
+    with pytest.raises(error, match=message):
+        plot_row_norms(ax, norms, present)

@@ -14,11 +14,14 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import torch
 from cycler import cycler
+from matplotlib.ticker import NullFormatter
 
-from course_lib.validation import callable_arg, positive_int, string
+from course_lib.validation import callable_arg, float_tensor, integer_tensor, positive_int, string
 
-__all__ = ["PALETTE", "COURSE_STYLE", "use_course_style", "subplots", "prefix_tree_layout", "draw_prefix_tree"]
+__all__ = ["PALETTE", "COURSE_STYLE", "use_course_style", "subplots", "prefix_tree_layout", "draw_prefix_tree",
+           "plot_row_norms"]
 
 #: The course palette, colour-blind safe (Okabe & Ito 2008), in the order series are drawn.
 PALETTE: tuple[str, ...] = (
@@ -125,3 +128,38 @@ def draw_prefix_tree(ax, alphabet: str, depth: int, *, path: str, kept: Mapping[
             ax.annotate(text, (len(prefix), y[prefix]), xytext=(8, 4), textcoords="offset points", fontsize=8)
     ax.scatter([len(p) for p in y], list(y.values()), s=10, color="0.6", zorder=2)
     ax.set(xticks=range(depth + 1), xlabel="depth (tokens generated)", yticks=[])
+
+
+def plot_row_norms(ax, norms: torch.Tensor, present: torch.Tensor, *, title: str = "", xlabel: str = "token id",
+                   ylabel: str = "norm of the row") -> None:
+    """Draw one point per row of a gradient table on a log scale, and mark the rows that are exactly 0.
+
+    ``norms`` (V,) are the rows' norms, in token-id order; ``present`` holds the ids of the tokens
+    the batch contains. Nonzero rows are blue for present tokens and vermillion for absent ones;
+    zero rows, which a log scale cannot show, are black crosses drawn at a third of the smallest
+    nonzero norm ("not to scale"). Left out: the figure and its title above the panels (the caller's).
+    """
+    norms = float_tensor(norms, "norms", ndim=1).detach().cpu()
+    present = integer_tensor(present, "present", ndim=1).cpu()
+    if present.numel() and (int(present.min()) < 0 or int(present.max()) >= len(norms)):
+        raise ValueError(f"present must be ids in [0, {len(norms)}), got values in [{int(present.min())}, "
+                         f"{int(present.max())}]")
+    zero = norms == 0
+    if bool(zero.all()):
+        raise ValueError("norms must have at least one nonzero row")
+    token_ids, in_batch = torch.arange(len(norms)), torch.zeros(len(norms), dtype=torch.bool)
+    in_batch[present] = True
+    floor = norms[~zero].min().item() / 3
+    groups = [(in_batch & ~zero, "token in the batch", PALETTE[0]), (~in_batch & ~zero, "token absent, nonzero row", PALETTE[1])]
+    for rows, label, colour in groups:
+        if rows.any():
+            ax.semilogy(token_ids[rows], norms[rows], "o", ms=3, color=colour, label=label)
+    if zero.any():
+        ax.semilogy(token_ids[zero], torch.full((int(zero.sum()),), floor), "x", color="black",
+                    label="row exactly 0 (not to scale)")
+    ticks = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_ylim(floor / 1.5, 1.5 * norms.max().item())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=7)
