@@ -18,6 +18,7 @@ from course_lib.notebook.plotting import (  # noqa: E402
     draw_prefix_tree,
     plot_row_norms,
     prefix_tree_layout,
+    scatter_groups,
 )
 
 
@@ -97,3 +98,24 @@ def test_plot_row_norms_without_zero_rows_draws_no_crosses(ax):
 def test_plot_row_norms_rejects_bad_input(ax, norms, present, error, message):
     with pytest.raises(error, match=message):
         plot_row_norms(ax, norms, present)
+
+
+def test_scatter_groups_colours_each_group_and_names_the_first_and_chosen_points(ax):
+    points = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [3.0, 1.0], [4.0, 0.0]])  # (5, 2)
+    groups = torch.tensor([0, 1, 0, 1, 1])
+    scatter_groups(ax, points, groups, ["a", "b"], ["w0", "w1", "w2", "w3", "w4"], also_label=["w4"])
+    first, second = ax.collections
+    assert (first.get_label(), second.get_label()) == ("a", "b")
+    assert first.get_offsets().tolist() == [[0.0, 0.0], [2.0, 0.0]]
+    assert second.get_offsets().tolist() == [[1.0, 1.0], [3.0, 1.0], [4.0, 0.0]]
+    assert [t.get_text() for t in ax.texts] == ["w0", "w1", "w4"]
+
+
+@pytest.mark.parametrize("groups, names, message", [
+    (torch.tensor([0, 2]), ["a", "b"], "groups must index group_names"),
+    (torch.tensor([0, 1, 1]), ["a", "b"], "points must be"),
+    (torch.tensor([0, 0]), [], "groups must index group_names"),
+])
+def test_scatter_groups_rejects_bad_input(ax, groups, names, message):
+    with pytest.raises(ValueError, match=message):
+        scatter_groups(ax, torch.zeros(2, 2), groups, names, ["x", "y"])

@@ -21,7 +21,7 @@ from matplotlib.ticker import NullFormatter
 from course_lib.validation import callable_arg, float_tensor, integer_tensor, positive_int, string
 
 __all__ = ["PALETTE", "COURSE_STYLE", "use_course_style", "subplots", "prefix_tree_layout", "draw_prefix_tree",
-           "plot_row_norms"]
+           "plot_row_norms", "scatter_groups"]
 
 #: The course palette, colour-blind safe (Okabe & Ito 2008), in the order series are drawn.
 PALETTE: tuple[str, ...] = (
@@ -150,7 +150,8 @@ def plot_row_norms(ax, norms: torch.Tensor, present: torch.Tensor, *, title: str
     token_ids, in_batch = torch.arange(len(norms)), torch.zeros(len(norms), dtype=torch.bool)
     in_batch[present] = True
     floor = norms[~zero].min().item() / 3
-    groups = [(in_batch & ~zero, "token in the batch", PALETTE[0]), (~in_batch & ~zero, "token absent, nonzero row", PALETTE[1])]
+    groups = [(in_batch & ~zero, "token in the batch", PALETTE[0]),
+              (~in_batch & ~zero, "token absent, nonzero row", PALETTE[1])]
     for rows, label, colour in groups:
         if rows.any():
             ax.semilogy(token_ids[rows], norms[rows], "o", ms=3, color=colour, label=label)
@@ -163,3 +164,31 @@ def plot_row_norms(ax, norms: torch.Tensor, present: torch.Tensor, *, title: str
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=7)
+
+
+def scatter_groups(ax, points: torch.Tensor, groups: torch.Tensor, group_names: Sequence[str], words: Sequence[str],
+                   also_label: Iterable[str] = ()) -> None:
+    """Scatter 2-D ``points`` (N, 2), one colour per group, and name a few of them.
+
+    ``groups`` (N,) holds each point's group index into ``group_names`` (the legend labels, in
+    `PALETTE` order); ``words`` (N,) names the points. The first point of each group and every point
+    whose word is in ``also_label`` get their word written next to them. Left out: more groups than
+    colours in `PALETTE`, and the axis labels (the caller's).
+    """
+    points = float_tensor(points, "points", ndim=2)
+    groups = integer_tensor(groups, "groups", ndim=1)
+    if points.shape[1] != 2 or len(groups) != len(points) or len(words) != len(points):
+        raise ValueError(f"points must be (N, 2) with one group and one word each, got points "
+                         f"{tuple(points.shape)}, {len(groups)} groups, {len(words)} words")
+    if not 1 <= len(group_names) <= len(PALETTE) or (len(groups) and not 0 <= int(groups.min()) <= int(groups.max())
+                                                      < len(group_names)):
+        raise ValueError(f"groups must index group_names (1 to {len(PALETTE)} names), got {len(group_names)} names "
+                         f"and group ids {sorted(set(groups.tolist()))}")
+    also_label = set(also_label)
+    for k, name in enumerate(group_names):
+        mask = groups == k
+        ax.scatter(points[mask, 0], points[mask, 1], s=28, color=PALETTE[k], label=name)
+        for j, i in enumerate(mask.nonzero().flatten().tolist()):
+            if j == 0 or words[i] in also_label:
+                ax.annotate(words[i], points[i].tolist(), fontsize=8, xytext=(6, -10), textcoords="offset points",
+                            bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
