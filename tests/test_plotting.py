@@ -62,6 +62,7 @@ def test_draw_prefix_tree_draws_every_edge_the_path_kept_and_pruned(ax):
     (dict(path="abc", kept={1: ["d"]}), ValueError, r"kept and pruned must be prefixes .* got \['d'\]"),
     (dict(path="abc", kept={}, pruned=["abcd"]), ValueError, r"got \['abcd'\]"),
     (dict(path="abc", kept={}, annotate=3), TypeError, "annotate must be callable"),
+    (dict(path="abc", kept=[["a"]]), TypeError, "kept must map a depth to the prefixes kept there, got list"),
 ])
 def test_draw_prefix_tree_rejects_bad_input(ax, kwargs, error, message):
     with pytest.raises(error, match=message):

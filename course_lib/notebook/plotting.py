@@ -103,6 +103,8 @@ def draw_prefix_tree(ax, alphabet: str, depth: int, *, path: str, kept: Mapping[
     path = string(path, "path")
     if path not in y or len(path) != depth:
         raise ValueError(f"path must be {depth} symbols of {alphabet!r}, got {path!r}")
+    if not isinstance(kept, Mapping):
+        raise TypeError(f"kept must map a depth to the prefixes kept there, got {type(kept).__name__}")
     kept = {d: list(prefixes) for d, prefixes in kept.items()}
     pruned = list(pruned)
     unknown = [p for p in [*pruned, *(p for ps in kept.values() for p in ps)] if p not in y]
