@@ -22,6 +22,8 @@ Implemented:
   ``beam_width`` best finished hypotheses, or at ``max_new_tokens``.
 - `exact_search`: enumerates every continuation (tiny vocabularies only) to find the true optimum,
   which is how one sees what beam search misses.
+- `RandomTableLM`: a toy ``next_logits`` with no structure at all, for experiments on the search
+  itself: each prefix is hashed to a row of a fixed table of random logits.
 - `sampling_distribution`, `top_k_filter`, `top_p_filter` and `sample`: temperature first
   (``logits / T``; ``T = 0`` is the argmax, i.e. greedy), then top-k, then top-p, then softmax.
 - Text in, text out, for the lessons on prompting: `generate_text` (a prompt's continuation, greedy
@@ -61,6 +63,7 @@ from course_lib.validation import (
     nonnegative_number,
     one_of,
     positive_int,
+    positive_number,
     probability,
     real,
     type_name,
@@ -68,7 +71,8 @@ from course_lib.validation import (
 
 __all__ = [
     "NextLogits", "Hypothesis", "top_k_filter", "top_p_filter", "sampling_distribution", "greedy_decode", "sample",
-    "beam_search", "exact_search", "TextTokenizer", "generate_text", "continuation_log_prob", "score_options",
+    "beam_search", "exact_search", "RandomTableLM", "TextTokenizer", "generate_text", "continuation_log_prob",
+    "score_options",
 ]
 
 
@@ -469,6 +473,31 @@ def exact_search(next_logits: NextLogits, prompt_ids: torch.Tensor, max_new_toke
         top = torch.sort(scores, descending=True, stable=True).indices[:n_best]  # (n_best,)
         best.extend(Hypothesis(ids[i], float(log_probs[i]), float(scores[i])) for i in top.tolist())
     return _ranked(best, n_best)  # ties: shorter first, then enumeration order
+
+
+class RandomTableLM:
+    """A toy language model whose next-token logits are random but fixed: a ``next_logits`` for search experiments.
+
+    The whole sequence (prompt and generated tokens) is hashed to one of ``rows`` rows of a table of
+    ``scale * N(0, 1)`` logits drawn once from ``seed`` (float64): ``row = (31 * row + id + 1) % rows``
+    over the ids, starting from 0. The same prefix always gets the same row, in any batch; different
+    prefixes can share a row, but the rows look unrelated. Left out: any structure a real model has
+    (the logits do not depend on meaning), and a context limit.
+    """
+
+    def __init__(self, vocab_size: int, seed: int, rows: int = 4099, scale: float = 1.5) -> None:
+        self.vocab_size = positive_int(vocab_size, "vocab_size")
+        generator = torch.Generator().manual_seed(integer(seed, "seed"))
+        rows = positive_int(rows, "rows")
+        scale = positive_number(scale, "scale")
+        self.table = scale * torch.randn(rows, self.vocab_size, generator=generator, dtype=torch.float64)  # (rows, V)
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, V)
+        ids = integer_tensor(ids, "ids", ndim=2)
+        row = torch.zeros(len(ids), dtype=torch.long)  # (B,)
+        for t in range(ids.shape[1]):
+            row = (row * 31 + ids[:, t].cpu() + 1) % len(self.table)
+        return self.table[row]
 
 
 # ----------------------------------------------------------------------------------------------

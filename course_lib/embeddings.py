@@ -5,6 +5,7 @@ multiplying their one-hot rows by ``E`` (`lookup_as_matmul`); that identity is w
 the loss with respect to ``E`` is zero on every row whose token is absent from the batch. The rows
 live in a space where direction carries meaning, which `cosine_similarities` and
 `nearest_neighbours` measure and `project_2d` draws (PCA from `course_lib.linalg`).
+`token_table_grad` is the gradient a language model's token table receives from one batch.
 `ppmi_svd_embeddings` builds count-based embeddings (positive PMI of co-occurrences, then a
 truncated SVD) to compare with the learned table of a trained model.
 
@@ -19,11 +20,12 @@ from collections.abc import Sequence
 import torch
 
 from course_lib.linalg import pca
-from course_lib.validation import float_tensor, int_in_range, positive_int, type_name
+from course_lib.losses import cross_entropy
+from course_lib.validation import float_tensor, int_in_range, integer_tensor, module, positive_int, type_name
 
 __all__ = [
     "lookup_as_matmul", "cosine_similarities", "nearest_neighbours", "project_2d", "cooccurrence_counts",
-    "ppmi_svd_embeddings",
+    "ppmi_svd_embeddings", "token_table_grad",
 ]
 
 
@@ -140,3 +142,26 @@ def ppmi_svd_embeddings(sequences: Sequence[torch.Tensor], vocab_size: int, dim:
     ppmi = torch.where(counts > 0, pmi.clamp(min=0.0), torch.zeros_like(pmi))  # (V, V)
     U, S, _ = torch.linalg.svd(ppmi)  # (V, V), (V,)
     return (U[:, :dim] * S[:dim].sqrt()).float()  # (V, dim)
+
+
+def token_table_grad(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Gradient of the mean next-token cross-entropy of ``batch`` with respect to ``model.token_embedding.weight``.
+
+    ``batch`` (B, T + 1) holds token ids: the model reads ``batch[:, :-1]`` and is scored on
+    ``batch[:, 1:]``. ``model`` maps ids (B, T) to logits (B, T, V) and has a ``token_embedding``
+    table (V, D); when the output layer is tied to that table, the gradient includes its term too.
+    No ``.grad`` of the model is touched. Left out: padding and masked positions (every position
+    counts).
+    """
+    model = module(model, "model")
+    batch = integer_tensor(batch, "batch", ndim=2)
+    if batch.shape[1] < 2:
+        raise ValueError(f"batch must hold at least 2 tokens per row (inputs and targets), "
+                         f"got shape {tuple(batch.shape)}")
+    table = getattr(model, "token_embedding", None)
+    if not isinstance(table, torch.nn.Embedding):
+        raise TypeError(f"model must have a token_embedding table (nn.Embedding), got {type_name(table)}")
+    _check_ids(batch, table.num_embeddings, "batch")
+    loss = cross_entropy(model(batch[:, :-1]), batch[:, 1:])  # mean over the B * T positions
+    (grad,) = torch.autograd.grad(loss, table.weight)  # (V, D)
+    return grad

@@ -7,6 +7,11 @@ covariance matrix. Truncating the same SVD gives the best rank-r approximation o
 Frobenius and spectral norms (Eckart & Young 1936), with squared Frobenius error
 ``sum_{i > r} s_i^2``.
 
+To see those facts on known ground, `matrix_with_singular_values` builds a matrix whose singular
+values are chosen, `random_projection_errors` measures how far random rank-r subspaces are from the
+truncated SVD, and `gaussian_with_spread` draws data whose variance along each of a set of directions
+is chosen.
+
 Left out: whitening, randomised and incremental SVD, kernel PCA and batched inputs (every function
 takes one 2-D matrix).
 """
@@ -18,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from course_lib.validation import as_float_tensor, int_in_range
+from course_lib.validation import as_float_tensor, float_tensor, int_in_range, positive_int
 
-__all__ = ["PCAResult", "pca", "low_rank_approx"]
+__all__ = ["PCAResult", "pca", "low_rank_approx", "matrix_with_singular_values", "random_projection_errors",
+           "gaussian_with_spread"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,60 @@ def low_rank_approx(W: torch.Tensor | np.ndarray, r: int) -> torch.Tensor:
     r = int_in_range(r, "r", 1, min(W.shape))
     U, S, Vh = torch.linalg.svd(W, full_matrices=False)  # (m, q), (q,), (q, n) with q = min(m, n)
     return (U[:, :r] * S[:r]) @ Vh[:r]  # (m, n)
+
+
+def matrix_with_singular_values(singular_values: torch.Tensor, rows: int, generator: torch.Generator) -> torch.Tensor:
+    """A random (rows, n) matrix ``U diag(s) V^T`` whose singular values are ``singular_values`` (n,).
+
+    U (rows, n) and V (n, n) have orthonormal columns, from the QR factorisations of a (rows, n) and
+    then an (n, n) standard normal matrix drawn from ``generator`` in the dtype of ``singular_values``.
+    Left out: complex matrices, and more columns than rows.
+    """
+    s = float_tensor(singular_values, "singular_values", ndim=1)  # (n,)
+    if (s < 0).any():
+        raise ValueError(f"singular_values must be >= 0, got min {s.min().item():g}")
+    n = len(s)
+    rows = int_in_range(rows, "rows", n)
+    U, _ = torch.linalg.qr(torch.randn(rows, n, generator=generator, dtype=s.dtype))  # (rows, n)
+    V, _ = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=s.dtype))  # (n, n)
+    return U @ torch.diag(s) @ V.T  # (rows, n)
+
+
+def random_projection_errors(W: torch.Tensor, r: int, draws: int, generator: torch.Generator) -> torch.Tensor:
+    """Squared Frobenius errors ``||W - W P P^T||_F^2`` for ``draws`` random orthonormal P (n, r), (draws,).
+
+    ``W P P^T`` is the best approximation of W (m, n) whose rows lie in the span of P's columns, a
+    random r-dimensional subspace (QR of a standard normal (n, r) matrix from ``generator``); by
+    Eckart-Young no subspace beats the top r right singular vectors. Left out: other random
+    sketches (Gaussian projections without orthonormalisation, sparse or structured ones).
+    """
+    W = float_tensor(W, "W", ndim=2)  # (m, n)
+    r = int_in_range(r, "r", 1, W.shape[1])
+    draws = positive_int(draws, "draws")
+    errors = []
+    for _ in range(draws):
+        P, _ = torch.linalg.qr(torch.randn(W.shape[1], r, generator=generator, dtype=W.dtype))  # (n, r)
+        errors.append(((W - W @ P @ P.T) ** 2).sum())
+    return torch.stack(errors)  # (draws,)
+
+
+def gaussian_with_spread(n: int, spread: torch.Tensor, basis: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``n`` draws of a zero-mean Gaussian with standard deviation ``spread[j]`` along ``basis[:, j]``, (n, d).
+
+    ``basis`` (d, d) has orthonormal columns; each row is ``basis @ (spread * z)`` with z standard
+    normal from ``generator`` (one (n, d) draw), so the covariance is ``basis diag(spread^2) basis^T``.
+    Left out: a nonzero mean and non-Gaussian data.
+    """
+    n = positive_int(n, "n")
+    spread = float_tensor(spread, "spread", ndim=1)  # (d,)
+    basis = float_tensor(basis, "basis", ndim=2)  # (d, d)
+    d = len(spread)
+    if basis.shape != (d, d):
+        raise ValueError(f"basis must be ({d}, {d}) to match spread, got shape {tuple(basis.shape)}")
+    eye = torch.eye(d, dtype=basis.dtype)
+    if not torch.allclose(basis.T @ basis, eye, atol=1e-4 if basis.dtype != torch.float64 else 1e-10):
+        raise ValueError("basis must have orthonormal columns (basis.T @ basis = I)")
+    return (torch.randn(n, d, generator=generator, dtype=spread.dtype) * spread) @ basis.T  # (n, d)
 
 
 def _flip_signs(V: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,8 @@ TinyGPT is GPT-2's recipe at toy scale:
     ids (B, T) -> token embedding + learned position embedding -> n_layers pre-LN decoder blocks
     (causal self-attention, GELU MLP) -> final LayerNorm -> logits = h @ wte^T  (B, T, V)
 
-The output layer is tied to the token embedding (one (V, d) table serves both ends). Weights start
+The output layer is tied to the token embedding (one (V, d) table serves both ends;
+`TinyGPT.untie_output_layer` gives it a copy of its own). Weights start
 as in GPT-2's released code: N(0, 0.02) for the token table and the linear layers, N(0, 0.01) for
 the position table, and the two projections that write into the residual stream scaled by
 1/sqrt(2 n_layers) (Radford et al. 2019, section 2.3).
@@ -146,6 +147,18 @@ class TinyGPT(nn.Module):
     def num_parameters(self) -> int:
         """Number of distinct trainable values (the tied table counted once)."""
         return sum(p.numel() for p in self.parameters())
+
+    def untie_output_layer(self) -> TinyGPT:
+        """Give the output layer its own copy of the token table (same values, a separate parameter).
+
+        Returns the model itself. The logits are unchanged at first; the two tables then get different
+        gradients: the token table only on the rows of the tokens read, the output layer on every row.
+        Left out: tying them again (build a new model).
+        """
+        if self.lm_head.weight is not self.token_embedding.weight:
+            raise ValueError("the output layer is already untied from the token table")
+        self.lm_head.weight = nn.Parameter(self.token_embedding.weight.detach().clone())  # (V, d)
+        return self
 
     def new_caches(self) -> list[KVCache]:
         """One empty KV cache per layer, for `forward(..., caches=...)`."""

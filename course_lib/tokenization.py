@@ -18,6 +18,11 @@ Implemented:
   ``##`` continuation pieces, ``[UNK]`` for a word it cannot cover; trained with the WordPiece
   likelihood score ``freq(ab) / (freq(a) * freq(b))``.
 - `split_words`: the word splitter the word-level and WordPiece tokenizers share.
+- Measuring out-of-vocabulary words: `unk_rate` (the share of word occurrences a tokenizer maps to
+  ``[UNK]``), `nested_unk_rates` (the same for the smaller vocabularies that are prefixes of a
+  trained one), `wordpiece_spells` (whether pieces are a valid WordPiece spelling of a word), and,
+  for byte fallback (a word WordPiece cannot spell written as ``<0xE1>``-style byte tokens, as
+  LLaMA's SentencePiece does), `is_byte_token` and `byte_fallback_text`.
 
 Left out: special tokens for the word-level and WordPiece tokenizers (BERT's ``[CLS]``/``[SEP]``/
 ``[MASK]`` are added by `course_lib.models.EncoderTokenizer`), tiktoken's ``disallowed_special``
@@ -45,7 +50,7 @@ from course_lib.validation import int_in_range, integer, nonnegative_int, one_of
 __all__ = [
     "GPT2_PATTERN", "GPT4_PATTERN", "WORD_PATTERN", "UNK_TOKEN", "Tokenizer", "BPETokenizer", "naive_bpe_merges",
     "split_words", "WordLevelTokenizer", "WordPieceTokenizer", "ALLOWED_SPECIAL_MODES", "SPECIAL_TOKENS",
-    "EncoderTokenizer",
+    "EncoderTokenizer", "unk_rate", "nested_unk_rates", "wordpiece_spells", "is_byte_token", "byte_fallback_text",
 ]
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -62,6 +67,7 @@ WORD_PATTERN = r"\p{Han}|(?:(?!\p{Han})\w)+|[^\w\s]"
 CJK ideograph (BERT splits those one by one because Chinese has no spaces between words)."""
 
 UNK_TOKEN = "[UNK]"
+_BYTE_TOKEN = regex.compile(r"<0x[0-9A-F]{2}>")
 
 _BYTES = 256
 _ENCODE_CACHE_LIMIT = 100_000
@@ -707,6 +713,92 @@ class WordPieceTokenizer(_StringVocabTokenizer):
 # BERT's special tokens on top of a byte-level BPE
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[PAD]")
+
+
+# ----------------------------------------------------------------------------------------------
+# Measuring out-of-vocabulary words
+
+
+def _check_word_counts(words: object) -> Mapping[str, int]:
+    if not isinstance(words, Mapping) or not all(isinstance(w, str) for w in words):
+        raise TypeError(f"words must map words (str) to counts, e.g. a Counter, got {type_name(words)}")
+    for word, n in words.items():
+        nonnegative_int(n, f"words[{word!r}]")
+    if sum(words.values()) == 0:
+        raise ValueError("words must count at least one occurrence")
+    return words
+
+
+def unk_rate(tokenizer: Tokenizer, words: Mapping[str, int]) -> float:
+    """The share of word occurrences in ``words`` (word -> count) that ``tokenizer`` turns into ``[UNK]`` whole.
+
+    ``tokenizer`` is a word-level or WordPiece tokenizer (anything with ``tokenize``); a word counts
+    as unknown when its tokens are exactly ``["[UNK]"]``. Left out: words only partly unknown (none
+    exist here: both tokenizers map a word they cannot cover to a single ``[UNK]``).
+    """
+    if not isinstance(tokenizer, Tokenizer) or not hasattr(tokenizer, "tokenize"):
+        raise TypeError(f"tokenizer must be a word-level or WordPiece tokenizer, got {type_name(tokenizer)}")
+    words = _check_word_counts(words)
+    unknown = sum(n for word, n in words.items() if tokenizer.tokenize(word) == [UNK_TOKEN])
+    return unknown / sum(words.values())
+
+
+def nested_unk_rates(tokenizer: WordLevelTokenizer | WordPieceTokenizer, words: Mapping[str, int],
+                     sizes: Iterable[int]) -> list[float]:
+    """`unk_rate` of the vocabularies ``tokenizer.vocab[:k]``, one for each ``k`` in ``sizes``.
+
+    Training keeps the vocabulary in order (word-level: most frequent word first; WordPiece: pieces in
+    the order they were added), so a prefix is the vocabulary a smaller training run would have
+    produced. Left out: byte-level BPE, whose every vocabulary spells every word.
+    """
+    if not isinstance(tokenizer, (WordLevelTokenizer, WordPieceTokenizer)):
+        raise TypeError(f"tokenizer must be a WordLevelTokenizer or WordPieceTokenizer, got {type_name(tokenizer)}")
+    sizes = [int_in_range(k, "sizes", 1, tokenizer.vocab_size) for k in sizes]
+    if any(UNK_TOKEN not in tokenizer.vocab[:k] for k in sizes):
+        raise ValueError(f"sizes must keep {UNK_TOKEN!r}, which is at position {tokenizer.vocab.index(UNK_TOKEN)}")
+    return [unk_rate(type(tokenizer)(tokenizer.vocab[:k]), words) for k in sizes]
+
+
+def wordpiece_spells(word: str, pieces: Sequence[str], vocab: Set[str]) -> bool:
+    """Whether ``pieces`` are vocabulary pieces that spell ``word`` in WordPiece's form.
+
+    The form: the first piece plain, every later piece marked ``##``, and the pieces without their
+    ``##`` joined give the word. Any segmentation qualifies, not only the greedy longest-match one.
+    Left out: ``[UNK]`` (it spells nothing) and special tokens.
+    """
+    word = _check_text(word, "word", allow_empty=False)
+    if isinstance(pieces, str) or not isinstance(pieces, Sequence) or not all(isinstance(p, str) for p in pieces):
+        raise TypeError(f"pieces must be a sequence of str, got {type_name(pieces)}")
+    if not isinstance(vocab, Set):
+        raise TypeError(f"vocab must be a set of str, got {type_name(vocab)}")
+    return (bool(pieces) and all(piece in vocab for piece in pieces) and not pieces[0].startswith("##")
+            and all(piece.startswith("##") for piece in pieces[1:])
+            and "".join(piece.removeprefix("##") for piece in pieces) == word)
+
+
+def is_byte_token(token: str) -> bool:
+    """Whether ``token`` is a byte-fallback token: ``<0x`` two upper-case hex digits ``>``, e.g. ``<0xE1>``."""
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, got {type_name(token)}")
+    return _BYTE_TOKEN.fullmatch(token) is not None
+
+
+def byte_fallback_text(tokens: Sequence[str]) -> str:
+    """The text WordPiece tokens with byte fallback spell, words run together (no spaces).
+
+    A piece contributes its text without ``##``; each run of byte tokens is decoded as UTF-8, an
+    invalid sequence giving U+FFFD. Left out: word boundaries (WordPiece drops the spaces).
+    """
+    if isinstance(tokens, str) or not isinstance(tokens, Sequence) or not all(isinstance(t, str) for t in tokens):
+        raise TypeError(f"tokens must be a sequence of str, got {type_name(tokens)}")
+    text, pending = [], b""
+    for token in tokens:
+        if is_byte_token(token):
+            pending += bytes([int(token[3:5], 16)])
+            continue
+        text += [pending.decode("utf-8", errors="replace"), token.removeprefix("##")]
+        pending = b""
+    return "".join(text) + pending.decode("utf-8", errors="replace")
 
 
 class EncoderTokenizer(Tokenizer):

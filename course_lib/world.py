@@ -487,6 +487,35 @@ class DocumentGenerator:
             probs[kind] = (1.0 - stop) / len(unused) if kind in unused and stop < 1 else 0.0
         return probs
 
+    def next_word_probs(self, name: str, previous: Sequence[str]) -> dict[str, float]:
+        """The exact distribution of the first word of the next sentence, given that the document goes on.
+
+        ``previous`` are the kinds of the sentences written so far about the person ``name``. The
+        next kind comes from `next_kind_probs`, renormalised without `END`; its template is uniform;
+        the person is named with probability ``name_prob``, else the pronoun. The first word keeps
+        the person's name as written ("Rozi", "Rozi's") and drops a trailing comma ("By", "On").
+        Keys are in the order the choices are enumerated (kinds, templates, name before pronoun).
+        Left out: the distribution of any later word, and the probability that the document stops.
+        """
+        person = self.world.person(name)
+        kinds = self.next_kind_probs(previous)
+        go_on = 1.0 - kinds[END]
+        if go_on == 0:
+            raise ValueError(f"previous must leave room for another sentence (at most {self.max_sentences - 1} "
+                             f"kinds), got {tuple(previous)!r}")
+        refer = {True: self.name_prob, False: 1.0 - self.name_prob}
+        probs: dict[str, float] = {}
+        for kind, p_kind in kinds.items():
+            if kind == END or p_kind == 0:
+                continue
+            for template in range(len(TEMPLATES[kind])):
+                for by_name, p_refer in refer.items():
+                    sentence = Sentence(kind, template, by_name, day=1, place=self.world.cities[0])
+                    word = _render_sentence(person, sentence).split(" ")[0].rstrip(",")
+                    chance = p_kind / go_on / len(TEMPLATES[kind]) * p_refer
+                    probs[word] = probs.get(word, 0.0) + chance
+        return probs
+
     # --- prompts for later lessons ---------------------------------------------------------------
 
     def fact_prompt(self, fact: Fact) -> tuple[str, str]:

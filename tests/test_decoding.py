@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from course_lib.decoding import (
     Hypothesis,
+    RandomTableLM,
     beam_search,
     exact_search,
     greedy_decode,
@@ -410,6 +411,28 @@ def test_hypothesis_length():
     assert len(Hypothesis(torch.tensor([4, 2, 7]), -1.0, -1.0)) == 3
 
 
+def test_random_table_lm_hashes_each_prefix_to_a_fixed_row():
+    lm = RandomTableLM(vocab_size=5, seed=3, rows=97, scale=2.0)
+    reference = 2.0 * torch.randn(97, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(lm.table, reference)
+
+    def row_of(ids: list[int]) -> int:  # the hash written out in plain integers
+        row = 0
+        for i in ids:
+            row = (row * 31 + i + 1) % 97
+        return row
+
+    batch = torch.tensor([[1, 2, 3], [4, 0, 2], [1, 2, 3]])  # (3, 3)
+    logits = lm(batch)  # (3, 5)
+    assert logits.shape == (3, 5) and logits.dtype == torch.float64
+    for seq, out in zip(batch.tolist(), logits):
+        torch.testing.assert_close(out, reference[row_of(seq)])
+    torch.testing.assert_close(lm(batch[1:2]), logits[1:2])  # the same prefix, alone or in a batch
+    assert not torch.equal(RandomTableLM(5, seed=4).table[:97], RandomTableLM(5, seed=3).table[:97])
+    best = exact_search(lm, torch.tensor([1, 2]), 3, eos_id=0)[0]  # a valid next_logits for the searches
+    assert beam_search(lm, torch.tensor([1, 2]), 3, 3, eos_id=0)[0].score <= best.score + 1e-12
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input
 
@@ -441,6 +464,10 @@ PROMPT = torch.tensor([1, 2])
     (lambda: greedy_decode(LM, PROMPT, 3, eos_id=-1), "eos_id must be a non-negative integer, got -1"),
     (lambda: greedy_decode(lambda ids: torch.zeros(5), PROMPT, 3), r"next_logits must return logits of shape \(B, V\)"),
     (lambda: exact_search(LM, PROMPT, 12), r"exact search would enumerate 5\*\*12 sequences"),
+    (lambda: RandomTableLM(0, seed=0), "vocab_size must be a positive integer, got 0"),
+    (lambda: RandomTableLM(5, seed=0, rows=0), "rows must be a positive integer, got 0"),
+    (lambda: RandomTableLM(5, seed=0, scale=-1.0), "scale must be positive, got -1.0"),
+    (lambda: RandomTableLM(5, seed=0)(torch.tensor([1, 2])), r"ids must have 2 dimensions, got shape \(2,\)"),
 ])
 def test_bad_input_raises_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
@@ -458,6 +485,8 @@ def test_bad_input_raises_a_clear_value_error(call, message):
     (lambda: greedy_decode(LM, [1, 2], 3), "prompt_ids must be a LongTensor"),
     (lambda: greedy_decode(LM, PROMPT, 3.0), "max_new_tokens must be an integer, got float 3.0"),
     (lambda: beam_search(LM, PROMPT, 2, 3, eos_id="0"), "eos_id must be an integer"),
+    (lambda: RandomTableLM(5, seed=1.5), "seed must be an integer, got float 1.5"),
+    (lambda: RandomTableLM(5, seed=0)(torch.tensor([[1.0]])), "ids must be an integer tensor"),
 ])
 def test_a_wrong_type_raises_a_clear_type_error(call, message):
     with pytest.raises(TypeError, match=message):

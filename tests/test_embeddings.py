@@ -17,8 +17,11 @@ from course_lib.embeddings import (
     nearest_neighbours,
     ppmi_svd_embeddings,
     project_2d,
+    token_table_grad,
 )
 from course_lib.linalg import pca
+from course_lib.losses import cross_entropy
+from course_lib.models import TinyGPT, TinyGPTConfig
 
 
 def random_table(rows: int = 12, dim: int = 5, seed: int = 0) -> torch.Tensor:
@@ -157,3 +160,38 @@ def test_numpy_integers_work_as_sizes_and_row_indices():
     torch.testing.assert_close(cooccurrence_counts(sequences, np.int64(4), window=np.int32(2)),
                                cooccurrence_counts(sequences, 4, window=2))
     assert ppmi_svd_embeddings(sequences, np.int64(4), dim=np.int64(2)).shape == (4, 2)
+
+
+def small_gpt(tied: bool) -> TinyGPT:
+    torch.manual_seed(0)
+    model = TinyGPT(TinyGPTConfig(vocab_size=30, context_length=8, d_model=16, n_heads=2, n_layers=1)).double()
+    return model if tied else model.untie_output_layer()
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_token_table_grad_is_backprop_of_the_mean_next_token_loss(tied):
+    batch = torch.tensor([[1, 4, 4, 9, 2], [3, 1, 7, 7, 0]])  # (2, 5): 4 inputs and 4 targets per row
+    model = small_gpt(tied)
+    grad = token_table_grad(model, batch)  # (V, D)
+    assert model.token_embedding.weight.grad is None  # the model's .grad is left alone
+    cross_entropy(model(batch[:, :-1]), batch[:, 1:]).backward()  # the reference: plain backprop
+    torch.testing.assert_close(grad, model.token_embedding.weight.grad)
+    read = torch.zeros(30, dtype=torch.bool)
+    read[batch[:, :-1].unique()] = True
+    assert (grad[~read] != 0).any(dim=1).all() if tied else (grad[~read] == 0).all()
+    assert (grad[read] != 0).any(dim=1).all()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: token_table_grad(torch.nn.Linear(2, 2), torch.zeros(1, 3, dtype=torch.long)), TypeError,
+     "model must have a token_embedding table"),
+    (lambda: token_table_grad("gpt", torch.zeros(1, 3, dtype=torch.long)), TypeError, "model must be a torch.nn.Module"),
+    (lambda: token_table_grad(small_gpt(True), torch.zeros(1, 1, dtype=torch.long)), ValueError,
+     r"batch must hold at least 2 tokens per row .* got shape \(1, 1\)"),
+    (lambda: token_table_grad(small_gpt(True), torch.tensor([[1, 30]])), ValueError, r"batch must be in \[0, 30\)"),
+    (lambda: token_table_grad(small_gpt(True), torch.zeros(3, dtype=torch.long)), ValueError, "batch must have 2 dim"),
+    (lambda: token_table_grad(small_gpt(True), torch.zeros(1, 3)), TypeError, "batch must be an integer tensor"),
+])
+def test_token_table_grad_rejects_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

@@ -8,7 +8,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.linalg import PCAResult, low_rank_approx, pca
+from course_lib.linalg import (
+    PCAResult,
+    gaussian_with_spread,
+    low_rank_approx,
+    matrix_with_singular_values,
+    pca,
+    random_projection_errors,
+)
 
 
 def correlated_data(n: int, f: int, seed: int = 0) -> torch.Tensor:
@@ -180,3 +187,54 @@ def test_pca_and_low_rank_accept_numpy_arrays_and_numpy_integer_sizes():
 def test_low_rank_bad_input(W, r, message):
     with pytest.raises(ValueError, match=message):
         low_rank_approx(W, r)
+
+
+def test_matrix_with_singular_values_has_exactly_those_singular_values():
+    s = torch.tensor([3.0, 2.0, 2.0, 0.5, 0.0], dtype=torch.float64)
+    W = matrix_with_singular_values(s, rows=7, generator=torch.Generator().manual_seed(0))  # (7, 5)
+    assert W.shape == (7, 5) and W.dtype == torch.float64
+    torch.testing.assert_close(torch.linalg.svdvals(W), s)
+    again = matrix_with_singular_values(s, rows=7, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(W, again)  # the generator decides everything
+
+
+def test_random_projection_errors_match_a_direct_computation_and_eckart_young():
+    W = correlated_data(30, 8)  # (30, 8)
+    errors = random_projection_errors(W, 3, draws=5, generator=torch.Generator().manual_seed(1))  # (5,)
+    reference = torch.Generator().manual_seed(1)
+    for error in errors:  # the same draws, by hand: Q of a Gaussian (8, 3), then the projection residual
+        Q = np.linalg.qr(torch.randn(8, 3, generator=reference, dtype=torch.float64).numpy())[0]
+        assert error.item() == pytest.approx(np.linalg.norm(W.numpy() - W.numpy() @ Q @ Q.T) ** 2, rel=1e-10)
+    s = torch.linalg.svdvals(W)
+    assert (errors >= (s[3:] ** 2).sum() - 1e-9).all()  # no subspace beats the top right singular vectors
+    assert random_projection_errors(W, 8, 2, torch.Generator().manual_seed(0)).abs().max() < 1e-9  # full space
+
+
+def test_gaussian_with_spread_has_the_chosen_covariance():
+    generator = torch.Generator().manual_seed(0)
+    basis, _ = torch.linalg.qr(torch.randn(4, 4, generator=generator, dtype=torch.float64))
+    spread = torch.tensor([2.0, 1.0, 0.5, 0.1], dtype=torch.float64)
+    X = gaussian_with_spread(40_000, spread, basis, generator)  # (40000, 4)
+    expected = basis @ torch.diag(spread**2) @ basis.T
+    torch.testing.assert_close(X.T @ X / len(X), expected, atol=0.05, rtol=0.05)
+    along = X @ basis  # (40000, 4) coordinates along each direction
+    torch.testing.assert_close(along.std(dim=0), spread, rtol=0.02, atol=0.0)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: matrix_with_singular_values(torch.tensor([1.0, -1.0]), 3, torch.Generator()), ValueError,
+     "singular_values must be >= 0"),
+    (lambda: matrix_with_singular_values(torch.ones(4), 3, torch.Generator()), ValueError, "rows must be"),
+    (lambda: random_projection_errors(torch.ones(3, 2), 3, 1, torch.Generator()), ValueError, "r must be"),
+    (lambda: random_projection_errors(torch.ones(3, 2), 1, 0, torch.Generator()), ValueError,
+     "draws must be a positive integer, got 0"),
+    (lambda: gaussian_with_spread(5, torch.ones(3), torch.eye(2), torch.Generator()), ValueError,
+     r"basis must be \(3, 3\) to match spread"),
+    (lambda: gaussian_with_spread(5, torch.ones(2), 2 * torch.eye(2), torch.Generator()), ValueError,
+     "basis must have orthonormal columns"),
+    (lambda: gaussian_with_spread(5.0, torch.ones(2), torch.eye(2), torch.Generator()), TypeError,
+     "n must be an integer, got float 5.0"),
+])
+def test_synthetic_helpers_reject_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

@@ -66,6 +66,24 @@ def test_tied_weights_share_storage_and_logits_are_h_times_wte_transposed():
     assert model.token_embedding.weight.grad is model.lm_head.weight.grad  # one gradient, both uses
 
 
+def test_untying_copies_the_table_into_a_separate_output_layer():
+    model = tiny_model()
+    ids = random_ids(2, 6)
+    before = model(ids).detach()
+    assert model.untie_output_layer() is model
+    assert model.lm_head.weight is not model.token_embedding.weight
+    assert model.lm_head.weight.data_ptr() != model.token_embedding.weight.data_ptr()
+    torch.testing.assert_close(model(ids), before)  # same values, so the same logits
+    model(ids).sum().backward()
+    unseen = torch.ones(40, dtype=torch.bool)
+    unseen[ids.unique()] = False
+    assert (model.token_embedding.weight.grad[unseen] == 0).all()  # only the rows that were read
+    assert (model.lm_head.weight.grad[unseen] != 0).any(dim=1).all()  # every output row scores
+    assert model.num_parameters() == tiny_model().num_parameters() + 40 * 32
+    with pytest.raises(ValueError, match="already untied"):
+        model.untie_output_layer()
+
+
 def test_hidden_states_are_what_the_lm_head_reads_and_follow_the_cache():
     model = tiny_model()
     ids = random_ids(2, 6)

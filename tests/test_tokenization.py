@@ -22,8 +22,13 @@ from course_lib.tokenization import (
     Tokenizer,
     WordLevelTokenizer,
     WordPieceTokenizer,
+    byte_fallback_text,
+    is_byte_token,
     naive_bpe_merges,
+    nested_unk_rates,
     split_words,
+    unk_rate,
+    wordpiece_spells,
 )
 
 TRAIN_TEXT = (
@@ -610,3 +615,73 @@ def test_encoder_tokenizer_is_a_tokenizer(encoder_tokenizer):
     assert t.decode(t.encode(text)) == text
     assert t.encode(text) == t.bpe.encode(" " + text)  # the ids the zoo's encoder was trained on
     assert t.compression_ratio(text) == len(text) / len(t.encode(text))  # inherited from Tokenizer
+
+
+# ----------------------------------------------------------------------------------------------
+# Measuring out-of-vocabulary words
+
+
+def test_unk_rate_counts_occurrences_of_words_outside_the_vocabulary():
+    tokenizer = WordLevelTokenizer([UNK_TOKEN, "the", "cat", "sat"])
+    words = {"the": 5, "cat": 2, "dog": 2, "Qorvath": 1}
+    assert unk_rate(tokenizer, words) == pytest.approx(3 / 10)  # dog twice and Qorvath once, of 10
+    pieces = WordPieceTokenizer([UNK_TOKEN, "d", "##o", "##g", "c", "##a", "##t"])
+    assert unk_rate(pieces, {"dog": 3, "cat": 1, "cow": 4}) == pytest.approx(4 / 8)  # only "cow" cannot be spelled
+
+
+def test_nested_unk_rates_equal_tokenizers_built_on_each_prefix():
+    text = "a a a a b b b c c d e " * 3
+    tokenizer = WordLevelTokenizer()
+    tokenizer.train(text, vocab_size=6)
+    held_out = {"a": 4, "b": 3, "c": 2, "e": 1, "z": 2}
+    rates = nested_unk_rates(tokenizer, held_out, [1, 2, 3, 6])
+    by_hand = []
+    for k in [1, 2, 3, 6]:  # the reference: the known words of each prefix, counted directly
+        known = set(tokenizer.vocab[:k]) - {UNK_TOKEN}
+        by_hand.append(sum(n for w, n in held_out.items() if w not in known) / 12)
+    assert rates == pytest.approx(by_hand)
+    assert rates == sorted(rates, reverse=True) and rates[0] == 1.0
+
+
+def test_wordpiece_spells_accepts_every_valid_segmentation_and_nothing_else():
+    vocab = {UNK_TOKEN, "un", "##aff", "##able", "una", "##ff", "u", "##n"}
+    assert wordpiece_spells("unaffable", ["un", "##aff", "##able"], vocab)
+    assert wordpiece_spells("unaffable", ["una", "##ff", "##able"], vocab)  # not greedy's, still valid
+    assert wordpiece_spells("unaffable", ["u", "##n", "##aff", "##able"], vocab)
+    assert not wordpiece_spells("unaffable", ["un", "aff", "##able"], vocab)  # a later piece without ##
+    assert not wordpiece_spells("unaffable", ["##un", "##aff", "##able"], vocab)  # first piece marked
+    assert not wordpiece_spells("unaffable", ["un", "##able"], vocab)  # spells another word
+    assert not wordpiece_spells("unaffable", ["un", "##affa", "##ble"], vocab)  # not vocabulary pieces
+    assert not wordpiece_spells("unaffable", [], vocab) and not wordpiece_spells("unaffable", [UNK_TOKEN], vocab)
+    tokenizer = WordPieceTokenizer(sorted(vocab))
+    assert wordpiece_spells("unaffable", tokenizer.tokenize("unaffable"), vocab)  # greedy's answer qualifies
+
+
+@pytest.mark.parametrize("text", ["naïve", "🦜 ሰላም", "Tusos felt", "x"])
+def test_byte_fallback_text_decodes_runs_of_byte_tokens(text):
+    tokens = ["Tu", "##sos"] + [f"<0x{b:02X}>" for b in text.encode("utf-8")] + ["end"]
+    assert all(map(is_byte_token, tokens[2:-1])) and not any(map(is_byte_token, ["Tu", "##sos", "end"]))
+    assert byte_fallback_text(tokens) == "Tusos" + text + "end"
+    assert byte_fallback_text([f"<0x{b:02X}>" for b in text.encode("utf-8")]) == text  # a run at the very end
+    assert byte_fallback_text(["<0xC3>", "a"]) == "\ufffda"  # a cut UTF-8 sequence is replaced, not dropped
+    assert not is_byte_token("<0xe1>") and not is_byte_token("<0xE1") and not is_byte_token("0xE1")
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: unk_rate(WordLevelTokenizer([UNK_TOKEN]), {"a": 0}), ValueError, "words must count at least one"),
+    (lambda: unk_rate(WordLevelTokenizer([UNK_TOKEN]), ["a"]), TypeError, "words must map words"),
+    (lambda: unk_rate(WordLevelTokenizer([UNK_TOKEN]), {"a": -1}), ValueError, "words\\['a'\\] must be"),
+    (lambda: unk_rate("tokenizer", {"a": 1}), TypeError, "tokenizer must be a word-level or WordPiece"),
+    (lambda: nested_unk_rates(BPETokenizer(), {"a": 1}, [1]), TypeError, "tokenizer must be a WordLevelTokenizer"),
+    (lambda: nested_unk_rates(WordLevelTokenizer([UNK_TOKEN, "a"]), {"a": 1}, [3]), ValueError, "sizes must be"),
+    (lambda: nested_unk_rates(WordLevelTokenizer(["a", UNK_TOKEN]), {"a": 1}, [1]), ValueError,
+     "sizes must keep '\\[UNK\\]'"),
+    (lambda: wordpiece_spells("a", "a", {"a"}), TypeError, "pieces must be a sequence of str"),
+    (lambda: wordpiece_spells("a", ["a"], ["a"]), TypeError, "vocab must be a set of str"),
+    (lambda: wordpiece_spells("", ["a"], {"a"}), ValueError, "word must be a non-empty str"),
+    (lambda: byte_fallback_text("<0x41>"), TypeError, "tokens must be a sequence of str"),
+    (lambda: is_byte_token(65), TypeError, "token must be a str, got int"),
+])
+def test_oov_measures_reject_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

@@ -18,6 +18,7 @@ import course_lib.world
 from course_lib.world import (
     END,
     KINDS,
+    PRONOUNS,
     RELATIONS,
     TEMPLATES,
     VISIT,
@@ -420,3 +421,36 @@ def test_next_kind_probs_match_sampled_frequencies(default_generator):
 def test_next_kind_probs_rejects_impossible_contexts(default_generator, previous):
     with pytest.raises(ValueError, match="previous must be 1..5 distinct kinds"):
         default_generator.next_kind_probs(previous)
+
+
+@pytest.mark.parametrize("settings, previous", [({}, ("lives_in",)), (dict(name_prob=0.3), ("has_pet", VISIT)),
+                                                (dict(min_sentences=1, max_sentences=3), ("works_as", "lives_in"))])
+def test_next_word_probs_equal_the_first_words_of_every_rendered_continuation(settings, previous):
+    generator = DocumentGenerator(World.generate(seed=0), **settings)
+    world = generator.world
+    renderer = DocumentGenerator(world, min_sentences=1, max_sentences=len(KINDS))  # renders any length
+    for person in (next(p for p in world.people if p.pronoun == pronoun) for pronoun in ("she", "he")):
+        opening = tuple(Sentence(kind, 0, True, **({"day": 2, "place": world.cities[1]} if kind == VISIT else {}))
+                        for kind in previous)
+        unused = [kind for kind in generator.kinds if kind not in previous]
+        expected = collections.Counter()
+        for kind in unused:  # render every whole next sentence and read its first word
+            for template in range(len(TEMPLATES[kind])):
+                for by_name, chance in ((True, generator.name_prob), (False, 1 - generator.name_prob)):
+                    extra = {"day": 5, "place": world.cities[2]} if kind == VISIT else {}
+                    text = renderer.render(Derivation(person.name, (*opening, Sentence(kind, template, by_name, **extra))))
+                    word = text.split(". ")[len(previous)].split(" ")[0].rstrip(",")
+                    expected[word] += chance / len(unused) / len(TEMPLATES[kind])
+        got = generator.next_word_probs(person.name, previous)
+        assert got == pytest.approx(dict(expected), abs=1e-12)
+        assert sum(got.values()) == pytest.approx(1.0, abs=1e-12)
+        assert person.name in got and PRONOUNS[person.pronoun][0] in got
+
+
+def test_next_word_probs_rejects_a_finished_document_or_a_stranger(default_generator):
+    with pytest.raises(ValueError, match="previous must leave room for another sentence"):
+        default_generator.next_word_probs(default_generator.world.people[0].name, KINDS[:5])
+    with pytest.raises(ValueError, match="name must be a person of this world, got 'Nobody'"):
+        default_generator.next_word_probs("Nobody", ("lives_in",))
+    with pytest.raises(ValueError, match="previous must be"):
+        default_generator.next_word_probs(default_generator.world.people[0].name, ())
