@@ -16,9 +16,15 @@ from course_lib.registry import load_registry
 from course_lib.tooling.interview import __main__ as command
 from course_lib.tooling.interview.anki import card_guid, card_tags, write_deck
 from course_lib.tooling.interview.cards import KINDS, Card, course_cards, lesson_cards, part_of, sentence_count
-from course_lib.tooling.interview.cheatsheet import cheat_sheet_html, cheat_sheet_markdown, reading_minutes
+from course_lib.tooling.interview.cheatsheet import (
+    cheat_sheet_markdown,
+    key_numbers,
+    key_numbers_markdown,
+    page_html,
+    reading_minutes,
+)
 from course_lib.tooling.interview.quiz import prompt_text, quiz_order, run_quiz, select_cards
-from course_lib.tooling.interview.render import split_math, to_html
+from course_lib.tooling.interview.render import split_math, to_html, unwrap
 from course_lib.tooling.interview.widget import QuizWidget
 from course_lib.tooling.syllabus import LESSONS, PARTS
 
@@ -116,6 +122,12 @@ def test_maths_is_lifted_before_markdown_and_delimited_for_mathjax():
     assert "<code>code $x$</code>" in html and "$5 or $6" in html and "<em>" not in html
 
 
+def test_unwrap_joins_the_lines_of_a_paragraph_only():
+    text = "One line\nwraps here.\n\nA list:\n- first\n- second\n| a | b |\n|---|---|"
+    assert unwrap(text) == "One line wraps here.\n\nA list:\n- first\n- second\n| a | b |\n|---|---|"
+    assert "\n" not in unwrap(CARDS[0].back)
+
+
 def test_maths_is_escaped_and_raw_html_shown_as_text():
     assert to_html("$p<q$ and <b>x</b>") == r"<p>\(p&lt;q\) and &lt;b&gt;x&lt;/b&gt;</p>"
     assert split_math("`$a$` $b$") == ("`$a$` MATHSPAN0END", [r"\(b\)"])
@@ -163,9 +175,20 @@ def test_cheat_sheet_has_every_question_answer_and_key_number_in_course_order():
     assert positions == sorted(positions)
     for card in (card for card in CARDS if card.kind == "answer"):
         assert card.back in sheet
-    table = sheet.split("\n## Key numbers\n", 1)[1]
-    for number in load_registry().values():
-        assert number.citation in table and number.display in table
+    sections = sheet.split("\n## ")
+    for lesson in EXISTING:
+        section = next(part for part in sections if part.startswith(f"{lesson.number:02d} · "))
+        for number in key_numbers(lesson.number):
+            assert number.citation in section and number.display in section, (lesson.number, number.key)
+
+
+def test_key_numbers_page_lists_every_registered_number_with_its_check():
+    page = key_numbers_markdown()
+    registry = load_registry()
+    assert len(page.strip().split("\n")) == 4 + len(registry)  # title, blank line, header, rule
+    for number in registry.values():
+        assert number.citation in page and number.display in page and number.checked_in.replace("|", "\\|") in page
+    assert all(key_numbers(lesson.number) for lesson in LESSONS), "every lesson has a key number"
 
 
 def test_cheat_sheet_reads_in_under_an_hour():
@@ -173,9 +196,10 @@ def test_cheat_sheet_reads_in_under_an_hour():
 
 
 def test_cheat_sheet_html_is_a_page_with_mathjax_maths():
-    page = cheat_sheet_html(cheat_sheet_markdown())
+    page = page_html(cheat_sheet_markdown())
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    assert "mathjax" in page and r"\(" in page and "<table>" in page
+    assert "mathjax" in page and r"\(" in page and "$" not in page.replace("$5", "")
+    assert "<table>" in page_html(key_numbers_markdown())
 
 
 # --- the quiz ------------------------------------------------------------------------------------------
@@ -222,7 +246,7 @@ def test_quiz_runs_without_a_terminal_and_stops_on_q():
     said, answers = [], iter(["", "", "q"])
     revealed = run_quiz(CARDS[:5], ask=lambda _prompt: next(answers), say=said.append)
     assert revealed == 2
-    assert said[0].endswith(prompt_text(CARDS[0])) and said[1] == CARDS[0].back and said[3] == CARDS[1].back
+    assert said[0].endswith(prompt_text(CARDS[0])) and said[1] == unwrap(CARDS[0].back) and said[3] == unwrap(CARDS[1].back)
     assert said[-1].strip() == "2 of 5 answers seen."
 
 
@@ -244,7 +268,8 @@ def test_quiz_command_reports_bad_choices(capsys):
 def test_build_command_writes_deck_sheets_and_cards(tmp_path, capsys):
     command.main(["build", str(tmp_path / "out")])
     names = sorted(path.name for path in (tmp_path / "out").iterdir())
-    assert names == ["cards.json", "cheat_sheet.html", "cheat_sheet.md", "llm_course.apkg"]
+    assert names == ["cards.json", "cheat_sheet.html", "cheat_sheet.md", "key_numbers.html", "key_numbers.md",
+                     "llm_course.apkg"]
     listed = json.loads((tmp_path / "out" / "cards.json").read_text(encoding="utf-8"))
     assert [entry["guid"] for entry in listed] == [card_guid(card) for card in CARDS]
     assert f"{len(CARDS)} cards" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """The cheat sheet: every question, its 30-second answer and its key numbers, in course order, as one
-Markdown page and one HTML page; then the table of every key number with its source.
+Markdown page and one HTML page; and the key-numbers table, every registered number with its source
+and the text it was checked against, as a page of its own (a reference, not read end to end).
 
 Key numbers are the registry's (`course_lib.registry`): each lesson's numbers are those whose entry
 lists the lesson. The sheet is meant to be read in under an hour (`reading_minutes`).
@@ -21,10 +22,11 @@ from course_lib.tooling.interview.cards import course_cards
 from course_lib.tooling.interview.render import to_html
 from course_lib.tooling.syllabus import LESSONS, NOTEBOOKS, Lesson
 
-__all__ = ["TITLE", "WORDS_PER_MINUTE", "cheat_sheet_markdown", "cheat_sheet_html", "reading_minutes",
-           "key_numbers", "write_cheat_sheet"]
+__all__ = ["TITLE", "NUMBERS_TITLE", "WORDS_PER_MINUTE", "cheat_sheet_markdown", "key_numbers_markdown",
+           "page_html", "reading_minutes", "key_numbers", "write_cheat_sheet"]
 
 TITLE = "How large language models work: the interview cheat sheet"
+NUMBERS_TITLE = "How large language models work: key numbers and their sources"
 WORDS_PER_MINUTE = 200  # a careful reading pace for technical prose
 _MATHJAX = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"
 _CSS = ("body { font-family: sans-serif; max-width: 46em; margin: 2em auto; padding: 0 1em; line-height: 1.5; }\n"
@@ -47,7 +49,8 @@ def cheat_sheet_markdown(lessons: Iterable[Lesson] = LESSONS, folder: Path = NOT
     parts = [f"# {TITLE}\n",
              "Each question's 30-second answer and the numbers worth knowing, in course order. Every "
              "answer is taken from its lesson, where it is shown with code; every number from the "
-             "registry of cited numbers, with its source.\n"]
+             "registry of cited numbers, with its source (all of them, with the text each was checked "
+             "against: `key_numbers.md`).\n"]
     for lesson in lessons:
         parts.append(f"## {lesson.number:02d} · {lesson.question}\n")
         parts.append(answers[lesson.number] + "\n")
@@ -56,24 +59,22 @@ def cheat_sheet_markdown(lessons: Iterable[Lesson] = LESSONS, folder: Path = NOT
             parts.append("**Key numbers.** " + "; ".join(
                 f"{number.what}: {format_citation(number.key)}" for number in numbers) + ".\n")
         parts.append(f"[Lesson {lesson.number:02d}]({link_prefix}{lesson.notebook})\n")
-    parts.append("## Key numbers\n")
-    parts.append(_numbers_table())
     return "\n".join(parts)
 
 
-def _numbers_table() -> str:
-    """Every registered number: what it is, its value, its source and the lessons that cite it."""
-    rows = ["| What | Number | Source | Lessons |", "|---|---|---|---|"]
+def key_numbers_markdown() -> str:
+    """Every registered number: what it is, its value, its source, where it was checked, its lessons."""
+    rows = [f"# {NUMBERS_TITLE}\n", "| What | Number | Source | Checked in | Lessons |", "|---|---|---|---|---|"]
     for number in load_registry().values():
-        cells = [number.what, format_citation(number.key).rsplit(" (", 1)[0], number.citation,
+        cells = [number.what, format_citation(number.key).rsplit(" (", 1)[0], number.citation, number.checked_in,
                  ", ".join(f"{n:02d}" for n in number.lessons)]
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows) + "\n"
 
 
-def cheat_sheet_html(markdown: str) -> str:
-    """A standalone HTML page of the cheat sheet's Markdown."""
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(TITLE)}</title>\n'
+def page_html(markdown: str, title: str = TITLE) -> str:
+    """A standalone HTML page of ``markdown``."""
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
             f"<style>\n{_CSS}\n</style>\n<script async src=\"{_MATHJAX}\"></script>\n</head>\n<body>\n"
             f"{to_html(markdown)}\n</body>\n</html>\n")
 
@@ -84,13 +85,15 @@ def reading_minutes(markdown: str) -> float:
 
 
 def write_cheat_sheet(folder: Path, lessons: Iterable[Lesson] = LESSONS, notebooks: Path = NOTEBOOKS) -> list[Path]:
-    """Write ``cheat_sheet.md`` and ``cheat_sheet.html`` into ``folder``; links lead to ``notebooks``
-    by a relative path, so they work wherever the repository lies."""
+    """Write the cheat sheet and the key numbers (``.md`` and ``.html`` each) into ``folder``; links lead
+    to ``notebooks`` by a relative path, so they work wherever the repository lies."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     relative = Path(os.path.relpath(Path(notebooks).resolve(), folder.resolve())).as_posix()
     markdown = cheat_sheet_markdown(lessons, notebooks, link_prefix=f"{relative}/")
-    paths = [folder / "cheat_sheet.md", folder / "cheat_sheet.html"]
-    paths[0].write_text(markdown, encoding="utf-8")
-    paths[1].write_text(cheat_sheet_html(markdown), encoding="utf-8")
-    return paths
+    numbers = key_numbers_markdown()
+    pages = {"cheat_sheet.md": markdown, "cheat_sheet.html": page_html(markdown),
+             "key_numbers.md": numbers, "key_numbers.html": page_html(numbers, NUMBERS_TITLE)}
+    for name, text in pages.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return [folder / name for name in pages]

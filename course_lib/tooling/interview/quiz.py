@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 
 from course_lib.tooling.interview.cards import KINDS, Card, part_of
+from course_lib.tooling.interview.render import unwrap
 from course_lib.tooling.syllabus import LESSONS, PARTS
 from course_lib.validation import integer, one_of
 
@@ -56,8 +57,8 @@ def quiz_order(cards: Iterable[Card], order: str = "course", seed: int = 0, mock
 
 def prompt_text(card: Card) -> str:
     """What the quiz asks for ``card``."""
-    lesson = f"[{card.lesson:02d} · {card.kind}]"
-    return f'{lesson} True or false: "{card.front}"' if card.kind == "mistake" else f"{lesson} {card.front}"
+    lesson, front = f"[{card.lesson:02d} · {card.kind}]", unwrap(card.front)
+    return f'{lesson} True or false: "{front}"' if card.kind == "mistake" else f"{lesson} {front}"
 
 
 def run_quiz(cards: Sequence[Card], ask: Callable[[str], str] | None = None,
@@ -70,7 +71,7 @@ def run_quiz(cards: Sequence[Card], ask: Callable[[str], str] | None = None,
         say(f"\nQuestion {number} of {len(cards)} {prompt_text(card)}")
         if ask("Enter shows the answer, q stops: ").strip().lower() == "q":
             break
-        say(card.back)
+        say(unwrap(card.back))
         revealed += 1
     say(f"\n{revealed} of {len(cards)} answers seen.")
     return revealed

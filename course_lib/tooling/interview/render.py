@@ -18,11 +18,13 @@ import re
 
 import mistune
 
-__all__ = ["to_html", "split_math"]
+__all__ = ["to_html", "split_math", "unwrap"]
 
 _CODE = re.compile(r"(`+).+?\1", re.DOTALL)
 _MATH = re.compile(r"\$\$(?P<display>.+?)\$\$|\$(?P<inline>[^\s$](?:[^$]*?[^\s$])?)\$", re.DOTALL)
 _PLACEHOLDER = "MATHSPAN{}END"
+# A line break inside a paragraph (not before a blank line, a list item or a table row).
+_SOFT_BREAK = re.compile(r"(?<=\S)[ \t]*\n(?![ \t]*(?:\n|[-*+] |\d+\. |\|))[ \t]*")
 _MARKDOWN = mistune.create_markdown(escape=True, plugins=["table", "strikethrough"])
 
 
@@ -51,3 +53,8 @@ def to_html(text: str) -> str:
     for index, span in enumerate(spans):
         rendered = rendered.replace(_PLACEHOLDER.format(index), html.escape(span, quote=False))
     return rendered
+
+
+def unwrap(text: str) -> str:
+    """Markdown ``text`` with each paragraph on one line, as a terminal shows it best."""
+    return _SOFT_BREAK.sub(" ", text.strip())
