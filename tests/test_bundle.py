@@ -35,6 +35,9 @@ def test_the_bundle_holds_the_student_edition_the_data_and_a_wheel(archive):
     inside = names(archive)
     wheel = f"{ROOT}/course_lib-{__version__}-py3-none-any.whl"
     assert {f"{ROOT}/README.md", f"{ROOT}/constraints.txt", wheel} <= inside
+    interview = {f"{ROOT}/interview/{name}" for name in ("llm_course.apkg", "cheat_sheet.html", "cheat_sheet.md",
+                                                         "key_numbers.html", "key_numbers.md", "cards.json")}
+    assert interview <= inside
     notebooks = {n for n in inside if n.startswith(f"{ROOT}/notebooks/")}
     assert notebooks == {f"{ROOT}/notebooks/{p.name}" for p in NOTEBOOKS.glob("*.ipynb")}, "no manifest, no extra"
     assert f"{ROOT}/notebooks/{MANIFEST}" not in inside

@@ -7,6 +7,7 @@ The zip holds one folder, `llm-course-student/`, with:
 - `README.md`: the two commands that install the library and open the course, and how to serve
   the course on JupyterHub;
 - `notebooks/`: the student edition (no solutions; see `student_edition`);
+- `interview/`: the Anki deck, the cheat sheet and the key numbers, built from those notebooks;
 - `data/`: everything the notebooks load (the world, the corpora, the model zoo, the datasheet);
 - `course_lib-<version>-py3-none-any.whl`: the library, built here from the repository's sources;
 - `constraints.txt`: the exact versions the committed outputs were made with.
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from course_lib import __version__
 from course_lib.datasets import DATA_DIR_VARIABLE
+from course_lib.tooling.interview.build import build as build_interview
 from course_lib.tooling.student_edition import REPO_NOTEBOOKS, build_student_edition
 
 __all__ = ["REPO", "BUNDLE", "PACKAGE_FILES", "CPU_INDEX", "SETUPTOOLS", "README", "build_wheel", "write_bundle",
@@ -63,7 +65,10 @@ On Linux without an NVIDIA GPU, add `--extra-index-url {cpu_index}` to the first
 installs the CPU build of PyTorch instead of the multi-GB CUDA build. On Windows (PowerShell), the
 second command is `$env:{variable} = "$PWD\\data"; jupyter lab notebooks/00_start_here.ipynb`.
 
-Start with `00_start_here.ipynb`. Each exercise has a stub to replace and a check cell that says
+Start with `00_start_here.ipynb`. For interview practice, `interview/` holds an Anki deck
+(`llm_course.apkg`: *File → Import* in Anki), a cheat sheet to read in under an hour
+(`cheat_sheet.html`) and every cited number with its source (`key_numbers.html`); the notebook
+`interview_quiz.ipynb` asks the questions one at a time. Each exercise has a stub to replace and a check cell that says
 what is wrong with an answer without giving the answer away; an exercise not done yet is reported
 as such, and the rest of the notebook still runs.
 
@@ -121,6 +126,7 @@ def write_bundle(out_dir: str | Path, *, source: str | Path = REPO_NOTEBOOKS, re
         root = Path(scratch) / BUNDLE
         build_student_edition(root / "notebooks", source)
         (root / "notebooks" / ".student_edition.json").unlink()  # a fresh copy: nothing of a learner's yet
+        build_interview(root / "interview", root / "notebooks")
         shutil.copytree(repo / "data", root / "data", ignore=shutil.ignore_patterns("__pycache__"))
         wheel = build_wheel(root, repo)
         shutil.copy2(repo / "constraints.txt", root / "constraints.txt")

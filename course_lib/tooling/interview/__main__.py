@@ -8,16 +8,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from course_lib.tooling.interview.anki import card_guid, write_deck
+from course_lib.tooling.interview.build import build
 from course_lib.tooling.interview.cards import KINDS, course_cards
-from course_lib.tooling.interview.cheatsheet import reading_minutes, write_cheat_sheet
+from course_lib.tooling.interview.cheatsheet import reading_minutes
 from course_lib.tooling.interview.quiz import ORDERS, quiz_order, run_quiz
-from course_lib.tooling.syllabus import NOTEBOOKS
 
-__all__ = ["DEFAULT_FOLDER", "number_list", "build", "main"]
+__all__ = ["DEFAULT_FOLDER", "number_list", "main"]
 
 DEFAULT_FOLDER = Path("build/interview")
 
@@ -32,17 +30,6 @@ def number_list(text: str) -> list[int]:
         return result
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers such as 3,5-7, got {text!r}") from None
-
-
-def build(folder: Path, notebooks: Path = NOTEBOOKS) -> list[Path]:
-    """Write the deck, the cheat sheet and the cards as JSON into ``folder``; return the paths."""
-    cards = course_cards(folder=notebooks)
-    deck = write_deck(cards, Path(folder) / "llm_course.apkg")
-    sheets = write_cheat_sheet(folder, notebooks=notebooks)
-    listing = Path(folder) / "cards.json"
-    listing.write_text(json.dumps([{**card.__dict__, "guid": card_guid(card)} for card in cards], indent=1,
-                                  ensure_ascii=False) + "\n", encoding="utf-8")
-    return [deck, *sheets, listing]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "build":
         paths = build(args.folder)
-        sheet = paths[1].read_text(encoding="utf-8")
+        sheet = next(path for path in paths if path.name == "cheat_sheet.md").read_text(encoding="utf-8")
         print(f"{len(course_cards())} cards; the cheat sheet reads in about {reading_minutes(sheet):.0f} minutes")
         for path in paths:
             print(path)
