@@ -85,7 +85,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(40, "adaptive_softmax", "How does the adaptive softmax speed up large-vocabulary models?", ("adaptive_softmax", "measure")),
     _L(41, "vanishing_gradients", "What is the vanishing-gradient problem, and how does the Transformer avoid it?", ("transformer", "attention")),
     _L(42, "few_shot", "What is few-shot (in-context) learning?", ("icl_tasks", "prompting", "datasets", "zoo")),
-    _L(43, "harmful_outputs", "How do you diagnose and fix offensive or incorrect outputs?", ("losses", "ngram", "world")),
+    _L(43, "harmful_outputs", "How do you diagnose and fix offensive or incorrect outputs?", ("losses", "measure", "ngram", "world")),
     _L(44, "encoder_decoder", "What do the encoder and the decoder do?", ("transformer", "attention", "models", "softmax")),
     _L(45, "statistical_lms", "How do LLMs differ from statistical n-gram language models?", ("ngram", "datasets", "registry", "zoo")),
     _L(46, "context_window", "What is the context window, and what does it cost?", ("costs", "attention", "datasets", "decoding", "measure", "models", "tokenization")),
