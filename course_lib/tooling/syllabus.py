@@ -75,7 +75,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(31, "gemini", "What does the Gemini report say about training efficiency and stability?", ("systems", "registry")),
     _L(32, "foundation_models", "What kinds of foundation models are there?", ("models", "classifiers", "datasets", "zoo")),
     _L(33, "peft_and_forgetting", "How does parameter-efficient fine-tuning limit forgetting?", ("lora", "checkpoints", "evaluation", "zoo")),
-    _L(34, "rag", "What are the steps of a retrieval-augmented generation pipeline?", ("checkpoints", "datasets", "decoding", "retrieval", "world", "zoo")),
+    _L(34, "rag", "What are the steps of a retrieval-augmented generation pipeline?", ("checkpoints", "datasets", "decoding", "measure", "retrieval", "world", "zoo")),
     _L(35, "mixture_of_experts", "How does a mixture of experts make LLMs scale?", ("moe", "datasets", "evaluation", "measure", "zoo")),
     _L(36, "chain_of_thought", "What is chain-of-thought prompting, and when does it help?",
        ("arithmetic", "checkpoints", "decoding", "prompting", "zoo")),
