@@ -24,9 +24,9 @@
 
 Left out: corrections for testing several comparisons, GPU timing (kernels run asynchronously:
 timing them needs CUDA events and synchronisation), wall-clock throughput with several threads,
-statistics beyond the minimum, peak memory (the process's peak RSS, the sum of the tensors alive at the same time, allocator
-caching) and memory used inside a single kernel, which no operation returns (the workspace of a
-fused kernel, such as PyTorch's own CPU attention).
+statistics beyond the minimum, peak memory (the process's peak RSS, the sum of the tensors alive at
+the same time, allocator caching) and memory used inside a single kernel, which no operation
+returns (the workspace of a fused kernel, such as PyTorch's own CPU attention).
 """
 
 from __future__ import annotations
