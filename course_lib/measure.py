@@ -14,16 +14,19 @@
 - ``wilson_interval(successes, trials)``: a 95% confidence interval for a rate measured on a finite
   sample (Wilson's score interval: it stays inside [0, 1] and behaves at 0 and at n successes),
   for statements such as "55 of 100 documents were valid".
+- ``mcnemar_exact(only_first, only_second)``: the two-sided exact McNemar p-value for two methods
+  scored right or wrong on the same questions, from the questions only one of them gets right
+  (paired data: the same questions under two conditions).
 - ``largest_intermediate(fn)``: the size in bytes, shape, dtype and operation of the largest tensor
   that calling ``fn()`` creates. ``LargestTensor``, a PyTorch dispatch mode, sees the result of
   every operation that runs while it is active and keeps the largest new one; views and in-place
   results share memory with their inputs and are not counted.
 
-Left out: GPU timing (kernels run asynchronously: timing them needs CUDA events and
-synchronisation), wall-clock throughput with several threads, statistics beyond the minimum,
-peak memory (the process's peak RSS, the sum of the tensors alive at the same time, allocator
-caching) and memory used inside a single kernel, which no operation returns (the workspace of a
-fused kernel, such as PyTorch's own CPU attention).
+Left out: corrections for testing several comparisons, GPU timing (kernels run asynchronously:
+timing them needs CUDA events and synchronisation), wall-clock throughput with several threads,
+statistics beyond the minimum, peak memory (the process's peak RSS, the sum of the tensors alive at
+the same time, allocator caching) and memory used inside a single kernel, which no operation
+returns (the workspace of a fused kernel, such as PyTorch's own CPU attention).
 """
 
 from __future__ import annotations
@@ -40,11 +43,11 @@ from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from course_lib.validation import callable_arg, int_in_range, positive_int, positive_number
+from course_lib.validation import callable_arg, int_in_range, nonnegative_int, positive_int, positive_number
 
 __all__ = [
-    "cpu_seconds", "loglog_slope", "wilson_interval", "CreatedTensor", "NOTHING_CREATED", "LargestTensor",
-    "largest_intermediate", "count_flops",
+    "cpu_seconds", "loglog_slope", "wilson_interval", "mcnemar_exact", "CreatedTensor", "NOTHING_CREATED",
+    "LargestTensor", "largest_intermediate", "count_flops",
 ]
 
 _NO_ARGUMENTS = "callable with no arguments"
@@ -133,6 +136,23 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     centre = (k + z * z / 2) / (n + z * z)
     half = z / (n + z * z) * math.sqrt(k * (n - k) / n + z * z / 4)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mcnemar_exact(only_first: int, only_second: int) -> float:
+    """Two-sided exact McNemar p-value for paired right/wrong outcomes of two methods on the same items.
+
+    Only the discordant items count: ``only_first`` right under the first method alone,
+    ``only_second`` under the second alone. If the methods were equally good, each discordant item
+    would go either way with probability 1/2, so the smaller count is a binomial tail:
+    ``p = min(1, 2 P(X <= min(b, c)))`` with ``X ~ Binomial(b + c, 1/2)`` (McNemar 1947; the exact
+    form avoids the chi-squared approximation, poor below about 25 discordant items). No
+    discordant item gives 1. Left out: mid-p and continuity-corrected variants.
+    """
+    b = nonnegative_int(only_first, "only_first")
+    c = nonnegative_int(only_second, "only_second")
+    n = b + c
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n  # exact integers, then one division
+    return min(1.0, 2 * tail)
 
 
 # --------------------------------------------------------------------------------------------------

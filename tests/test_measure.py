@@ -21,6 +21,7 @@ from course_lib.measure import (
     cpu_seconds,
     largest_intermediate,
     loglog_slope,
+    mcnemar_exact,
     wilson_interval,
 )
 
@@ -275,3 +276,38 @@ def test_wilson_interval_stays_in_zero_one_and_narrows_with_more_trials():
 def test_wilson_interval_rejects_bad_counts(args, error, message):
     with pytest.raises(error, match=message):
         wilson_interval(*args)
+
+
+# --- mcnemar_exact -----------------------------------------------------------------------------------
+
+
+def _binomial_two_sided(b: int, c: int) -> float:
+    # Independent reference: sum the probabilities of every outcome no more likely than the observed one.
+    n = b + c
+    if n == 0:
+        return 1.0
+    probs = torch.distributions.Binomial(n, torch.tensor(0.5, dtype=torch.float64)).log_prob(
+        torch.arange(n + 1, dtype=torch.float64)).exp()
+    return float(probs[probs <= probs[b] * (1 + 1e-9)].sum())
+
+
+@pytest.mark.parametrize("b, c", [(29, 14), (14, 29), (0, 5), (3, 3), (10, 0), (1, 2), (40, 25)])
+def test_mcnemar_exact_matches_the_binomial_distribution(b, c):
+    assert mcnemar_exact(b, c) == pytest.approx(min(1.0, _binomial_two_sided(b, c)), rel=1e-9)
+
+
+def test_mcnemar_exact_worked_values():
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 32)  # all five discordant pairs one way: 2 * (1/2)^5
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(4, 4) == 1.0
+    assert mcnemar_exact(29, 14) == pytest.approx(0.0320, abs=5e-4)
+    assert mcnemar_exact(np.int64(2), 7) == mcnemar_exact(7, 2)  # numpy ints accepted, symmetric
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ((-1, 3), ValueError, "only_first must be a non-negative integer, got -1"),
+    ((3, 1.0), TypeError, "only_second"),
+    ((True, 3), TypeError, "only_first"),
+])
+def test_mcnemar_exact_rejects_bad_counts(args, error, message):
+    with pytest.raises(error, match=message):
+        mcnemar_exact(*args)
