@@ -14,6 +14,11 @@
 - ``wilson_interval(successes, trials)``: a 95% confidence interval for a rate measured on a finite
   sample (Wilson's score interval: it stays inside [0, 1] and behaves at 0 and at n successes),
   for statements such as "55 of 100 documents were valid".
+- ``auc(positives, negatives)``: the area under the ROC curve of a score that should be higher on
+  the positives, computed as the probability that a random positive outscores a random negative
+  (ties count half: the Mann-Whitney U statistic over the product of the two sizes).
+- ``bootstrap_interval(statistic, *samples)``: a percentile bootstrap interval for any statistic of
+  one or more independent samples (each resampled with replacement, seeded), e.g. for an AUC.
 - ``largest_intermediate(fn)``: the size in bytes, shape, dtype and operation of the largest tensor
   that calling ``fn()`` creates. ``LargestTensor``, a PyTorch dispatch mode, sees the result of
   every operation that runs while it is active and keeps the largest new one; views and in-place
@@ -21,6 +26,7 @@
 
 Left out: GPU timing (kernels run asynchronously: timing them needs CUDA events and
 synchronisation), wall-clock throughput with several threads, statistics beyond the minimum,
+bootstrap refinements (BCa, studentised) and ROC curves themselves,
 peak memory (the process's peak RSS, the sum of the tensors alive at the same time, allocator
 caching) and memory used inside a single kernel, which no operation returns (the workspace of a
 fused kernel, such as PyTorch's own CPU attention).
@@ -40,11 +46,11 @@ from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from course_lib.validation import callable_arg, int_in_range, positive_int, positive_number
+from course_lib.validation import callable_arg, int_in_range, number_in_range, positive_int, positive_number
 
 __all__ = [
-    "cpu_seconds", "loglog_slope", "wilson_interval", "CreatedTensor", "NOTHING_CREATED", "LargestTensor",
-    "largest_intermediate", "count_flops",
+    "cpu_seconds", "loglog_slope", "wilson_interval", "auc", "bootstrap_interval", "CreatedTensor", "NOTHING_CREATED",
+    "LargestTensor", "largest_intermediate", "count_flops",
 ]
 
 _NO_ARGUMENTS = "callable with no arguments"
@@ -133,6 +139,52 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     centre = (k + z * z / 2) / (n + z * z)
     half = z / (n + z * z) * math.sqrt(k * (n - k) / n + z * z / 4)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _scores(values: Any, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}") from None
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty one-dimensional sequence, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must hold finite numbers, got {float(array[~np.isfinite(array)][0])!r}")
+    return array
+
+
+def auc(positives: Sequence[float] | np.ndarray, negatives: Sequence[float] | np.ndarray) -> float:
+    """Area under the ROC curve: P(a random positive scores higher than a random negative), ties half.
+
+    0.5 is chance, 1 a score that puts every positive above every negative. Computed from the ranks
+    of the pooled scores (tied scores share their mean rank), in O(n log n).
+    """
+    pos, neg = _scores(positives, "positives"), _scores(negatives, "negatives")
+    pooled = np.concatenate([pos, neg])  # (P + N,)
+    _, inverse, counts = np.unique(pooled, return_inverse=True, return_counts=True)
+    mean_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based mean rank of each distinct score
+    rank_sum = mean_rank[inverse[:pos.size]].sum()
+    return float((rank_sum - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def bootstrap_interval(statistic: Callable[..., float], *samples: Sequence[float] | np.ndarray,
+                       resamples: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(*samples)``: (low, high).
+
+    Each sample is resampled with replacement to its own size, independently (so the two groups of
+    an AUC keep their sizes); the interval holds the central ``level`` of the ``resamples`` values.
+    Seeded by ``seed`` (a NumPy generator), so the same call gives the same interval.
+    """
+    statistic = callable_arg(statistic, "statistic", "a callable of the samples returning a number")
+    if not samples:
+        raise ValueError("samples must hold at least one sample, got none")
+    arrays = [_scores(sample, f"samples[{i}]") for i, sample in enumerate(samples)]
+    resamples = positive_int(resamples, "resamples")
+    level = number_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    rng = np.random.default_rng(int_in_range(seed, "seed", 0, 2**63 - 1))
+    values = [statistic(*(a[rng.integers(0, a.size, a.size)] for a in arrays)) for _ in range(resamples)]
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 # --------------------------------------------------------------------------------------------------

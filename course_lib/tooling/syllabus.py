@@ -92,7 +92,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(47, "hyperparameters", "What are hyperparameters, and how are they tuned?", ("tuning", "datasets", "evaluation", "models", "zoo")),
     _L(48, "attention_mechanisms", "How does attention work in a Transformer, on an example?", ("attention", "zoo", "datasets", "softmax", "world", "transformer")),
     _L(49, "large_language_models", "What is a large language model, and how does it scale?", ("scaling", "registry", "zoo")),
-    _L(50, "llm_challenges", "What are the common challenges of using LLMs?", ("datasets", "decoding", "evaluation", "knowledge", "registry", "retrieval", "scaling", "zoo")),
+    _L(50, "llm_challenges", "What are the common challenges of using LLMs?", ("datasets", "decoding", "evaluation", "knowledge", "measure", "registry", "retrieval", "scaling", "zoo")),
 )
 
 
