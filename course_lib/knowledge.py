@@ -13,7 +13,9 @@ relations) and answers
   (`parse_claim`) and looked up: *supported* if the graph holds it, *contradicted* if the graph gives
   the subject another value of a relation that has one value per subject, *unknown* otherwise
   (including a sentence that does not parse). A language model does none of this by itself: a
-  system checks its output against a graph only if it is built to.
+  system checks its output against a graph only if it is built to. `document_claims` cuts a
+  generated document into sentences and replaces each pronoun by the name the first sentence gives
+  (the corpus's only kind of coreference), so that `check_claim` can read them.
 
 TransE (Bordes et al. 2013) embeds entities and relations in one space so that a true triple is a
 translation, ``e_h + r ≈ e_t``; its distance ``||e_h + r - e_t||`` (L1 or L2) is small for true
@@ -27,6 +29,8 @@ triple: mean rank, mean reciprocal rank and hits@k. In the *filtered* setting (`
 in the paper's "filt." columns) a candidate that forms another known true triple is not counted
 against the answer; in the *raw* setting it is. Ties count half (the expected rank when ties are
 broken at random), so a model that cannot tell entities apart never looks perfect.
+`random_guess_hits` gives the expected hits@k of baselines that need no training: random ranking,
+or a guess within the right type of entity.
 
 The world's facts are independent random draws, so a held-out fact is predictable only up to its
 type (a city, a job, a person): TransE learns the types, which is what its hits@10 on the world
@@ -34,21 +38,22 @@ measures, and memorises the facts it is trained on.
 
 Left out: other embedding models (TransH, RotatE, DistMult, ...), the "bern" corruption of later
 papers, typed negative sampling, entity descriptions, graph construction from free text, rules and
-reasoning beyond paths, and claims of several sentences or with pronouns ("She lives in ..." needs
-the sentence before it).
+reasoning beyond paths, and coreference beyond a document's one person (a pronoun always means the
+person its first sentence names).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from course_lib.validation import (
+    callable_arg,
     int_in_range,
     nonnegative_int,
     one_of,
@@ -66,10 +71,12 @@ __all__ = [
     "TripleStore",
     "ClaimCheck",
     "parse_claim",
+    "document_claims",
     "TransE",
     "train_transe",
     "LinkPrediction",
     "link_prediction",
+    "random_guess_hits",
 ]
 
 SUPPORTED, CONTRADICTED, UNKNOWN = "supported", "contradicted", "unknown"
@@ -242,6 +249,35 @@ def parse_claim(text: str) -> Fact | None:
     return None
 
 
+_SENTENCE_END = re.compile(r"(?<=\.)\s+")
+_FIRST_NAME = re.compile(r"\b[A-Z][a-z]+\b")
+_NOT_NAMES = frozenset(_PRONOUN_FORMS | {"On", "By"})  # capitalised words of the templates
+_SUBJECT_PRONOUN = re.compile(r"\b({})\b".format("|".join(f for forms in PRONOUNS.values() for f in forms[:2])))
+_POSSESSIVE = re.compile(r"^({})\b".format("|".join(forms[2] for forms in PRONOUNS.values())))
+
+
+def document_claims(document: str) -> list[str]:
+    """The complete sentences of one document, each pronoun replaced by the person the first names.
+
+    ``document_claims("Rozi lives in Pominport. Her pet is a cat. She visited")`` is ``["Rozi lives
+    in Pominport.", "Rozi's pet is a cat."]``: "She"/"he" become the name, "Her"/"His" the name with
+    "'s", and a last sentence without its full stop (a generation cut short) is dropped, so that a
+    truncated object is never read as a claim. The corpus refers to one person per document, named
+    in its first sentence (subject before object in every template); if that sentence has a pronoun
+instead, pronouns stay (and `parse_claim` rejects them).
+    """
+    text = string(document, "document").strip()
+    sentences = [s for s in _SENTENCE_END.split(text) if s.endswith(".")]
+    if not sentences:
+        return []
+    first = sentences[0]
+    refers_back = _SUBJECT_PRONOUN.search(first) or _POSSESSIVE.search(first)
+    name = None if refers_back else next((w for w in _FIRST_NAME.findall(first) if w not in _NOT_NAMES), None)
+    if name is None:
+        return sentences
+    return [_POSSESSIVE.sub(name + "'s", _SUBJECT_PRONOUN.sub(name, s)) for s in sentences]
+
+
 # --- TransE --------------------------------------------------------------------------------------
 
 
@@ -370,6 +406,14 @@ def train_transe(model: TransE, facts: Iterable[Fact | tuple[str, str, str]], *,
     return losses
 
 
+def _ks(ks: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(ks, str) or not isinstance(ks, Sequence):
+        raise TypeError(f"ks must be a sequence of positive ints, got {type_name(ks)}")
+    if not ks:
+        raise ValueError("ks must hold at least one k, got an empty sequence")
+    return tuple(positive_int(k, f"ks[{i}]") for i, k in enumerate(ks))
+
+
 def _rank(distances: torch.Tensor, true: int, known: set[int]) -> float:
     """1 + candidates closer than ``true`` + half those as close, leaving out the other ``known`` ones."""
     keep = torch.ones_like(distances, dtype=torch.bool)  # (E,)
@@ -401,11 +445,7 @@ def link_prediction(model: TransE, facts: Iterable[Fact | tuple[str, str, str]],
     if not isinstance(model, TransE):
         raise TypeError(f"model must be a TransE, got {type_name(model)}")
     triples = model.ids(facts)  # (N, 3)
-    if isinstance(ks, str) or not isinstance(ks, Sequence):
-        raise TypeError(f"ks must be a sequence of positive ints, got {type_name(ks)}")
-    if not ks:
-        raise ValueError("ks must hold at least one k, got an empty sequence")
-    ks = tuple(positive_int(k, f"ks[{i}]") for i, k in enumerate(ks))
+    ks = _ks(ks)
     heads_known: dict[tuple[int, int], set[int]] = {}  # (relation, tail) -> heads of known triples
     tails_known: dict[tuple[int, int], set[int]] = {}  # (head, relation) -> tails of known triples
     for h, r, t in (model.ids(known).tolist() if known is not None else []):
@@ -419,3 +459,49 @@ def link_prediction(model: TransE, facts: Iterable[Fact | tuple[str, str, str]],
                       for i, (h, r, t) in enumerate(triples.tolist())])  # (N, 2)
     return LinkPrediction(mean_rank=float(ranks.mean()), mean_reciprocal_rank=float((1 / ranks).mean()),
                           hits={k: float((ranks <= k).mean()) for k in ks}, ranks=ranks)
+
+
+def random_guess_hits(facts: Iterable[Fact | tuple[str, str, str]],
+                      candidates: Callable[[Fact, str], Collection[str]],
+                      known: Iterable[Fact | tuple[str, str, str]] | None = None,
+                      ks: Sequence[int] = (1, 3, 10)) -> dict[int, float]:
+    """Expected hits@k of a guesser that ranks ``candidates(fact, side)`` first, in random order.
+
+    ``side`` is ``"head"`` or ``"tail"``, and the true entity must be a candidate; entities that are
+    not candidates rank after all of them. Averaged like `link_prediction`, over the head and the tail
+    of every fact. Filtered (``known`` given): the candidates that form another known triple are left
+    out, so with m candidates left the true one is among the first k with probability min(k, m) / m.
+    All entities as candidates is random ranking; the entities of the right type (the relation's
+    subjects or objects) is a guess that knows the type and nothing else.
+    """
+    facts = [Fact(*f) for f in _triples(facts, "facts")]
+    if not facts:
+        raise ValueError("facts must hold at least one triple, got none")
+    candidates = callable_arg(candidates, "candidates", "a callable (fact, side) -> collection of entities")
+    ks = _ks(ks)
+    heads_known: dict[tuple[str, str], set[str]] = {}  # (relation, tail) -> heads of known triples
+    tails_known: dict[tuple[str, str], set[str]] = {}  # (head, relation) -> tails of known triples
+    for h, r, t in _triples(known, "known") if known is not None else []:
+        heads_known.setdefault((r, t), set()).add(h)
+        tails_known.setdefault((h, r), set()).add(t)
+    hits = {k: 0.0 for k in ks}
+    for fact in facts:
+        for side, true, others in (("head", fact.subject, heads_known.get((fact.relation, fact.object), set())),
+                                   ("tail", fact.object, tails_known.get((fact.subject, fact.relation), set()))):
+            pool = set(candidates(fact, side))
+            if true not in pool:
+                raise ValueError(f"candidates({fact}, {side!r}) must include the true {side} {true!r}")
+            m = len(pool - (others - {true}))
+            for k in ks:
+                hits[k] += min(k, m) / m
+    return {k: total / (2 * len(facts)) for k, total in hits.items()}
+
+
+def _triples(facts: Iterable[Fact | tuple[str, str, str]], name: str) -> list[tuple[str, str, str]]:
+    if isinstance(facts, (str, bytes)) or not isinstance(facts, Iterable):
+        raise TypeError(f"{name} must be an iterable of (subject, relation, object) triples, got {type_name(facts)}")
+    triples = list(facts)
+    for i, fact in enumerate(triples):
+        if not isinstance(fact, tuple) or len(fact) != 3:
+            raise TypeError(f"{name}[{i}] must be a (subject, relation, object) triple, got {fact!r}")
+    return triples

@@ -17,6 +17,11 @@
 - ``mcnemar_exact(only_first, only_second)``: the two-sided exact McNemar p-value for two methods
   scored right or wrong on the same questions, from the questions only one of them gets right
   (paired data: the same questions under two conditions).
+- ``auc(positives, negatives)``: the area under the ROC curve of a score that should be higher on
+  the positives, computed as the probability that a random positive outscores a random negative
+  (ties count half: the Mann-Whitney U statistic over the product of the two sizes).
+- ``bootstrap_interval(statistic, *samples)``: a percentile bootstrap interval for any statistic of
+  one or more independent samples (each resampled with replacement, seeded), e.g. for an AUC.
 - ``largest_intermediate(fn)``: the size in bytes, shape, dtype and operation of the largest tensor
   that calling ``fn()`` creates. ``LargestTensor``, a PyTorch dispatch mode, sees the result of
   every operation that runs while it is active and keeps the largest new one; views and in-place
@@ -24,9 +29,10 @@
 
 Left out: corrections for testing several comparisons, GPU timing (kernels run asynchronously:
 timing them needs CUDA events and synchronisation), wall-clock throughput with several threads,
-statistics beyond the minimum, peak memory (the process's peak RSS, the sum of the tensors alive at
-the same time, allocator caching) and memory used inside a single kernel, which no operation
-returns (the workspace of a fused kernel, such as PyTorch's own CPU attention).
+statistics beyond the minimum, bootstrap refinements (BCa, studentised) and ROC curves themselves,
+peak memory (the process's peak RSS, the sum of the tensors alive at the same time, allocator
+caching) and memory used inside a single kernel, which no operation returns (the workspace of a
+fused kernel, such as PyTorch's own CPU attention).
 """
 
 from __future__ import annotations
@@ -43,10 +49,18 @@ from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from course_lib.validation import callable_arg, int_in_range, nonnegative_int, positive_int, positive_number
+from course_lib.validation import (
+    callable_arg,
+    int_in_range,
+    nonnegative_int,
+    number_in_range,
+    positive_int,
+    positive_number,
+)
 
 __all__ = [
-    "cpu_seconds", "loglog_slope", "wilson_interval", "mcnemar_exact", "CreatedTensor", "NOTHING_CREATED",
+    "cpu_seconds", "loglog_slope", "wilson_interval", "mcnemar_exact", "auc", "bootstrap_interval", "CreatedTensor",
+    "NOTHING_CREATED",
     "LargestTensor", "largest_intermediate", "count_flops",
 ]
 
@@ -153,6 +167,52 @@ def mcnemar_exact(only_first: int, only_second: int) -> float:
     n = b + c
     tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n  # exact integers, then one division
     return min(1.0, 2 * tail)
+
+
+def _scores(values: Any, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}") from None
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty one-dimensional sequence, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must hold finite numbers, got {float(array[~np.isfinite(array)][0])!r}")
+    return array
+
+
+def auc(positives: Sequence[float] | np.ndarray, negatives: Sequence[float] | np.ndarray) -> float:
+    """Area under the ROC curve: P(a random positive scores higher than a random negative), ties half.
+
+    0.5 is chance, 1 a score that puts every positive above every negative. Computed from the ranks
+    of the pooled scores (tied scores share their mean rank), in O(n log n).
+    """
+    pos, neg = _scores(positives, "positives"), _scores(negatives, "negatives")
+    pooled = np.concatenate([pos, neg])  # (P + N,)
+    _, inverse, counts = np.unique(pooled, return_inverse=True, return_counts=True)
+    mean_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based mean rank of each distinct score
+    rank_sum = mean_rank[inverse[:pos.size]].sum()
+    return float((rank_sum - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def bootstrap_interval(statistic: Callable[..., float], *samples: Sequence[float] | np.ndarray,
+                       resamples: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(*samples)``: (low, high).
+
+    Each sample is resampled with replacement to its own size, independently (so the two groups of
+    an AUC keep their sizes); the interval holds the central ``level`` of the ``resamples`` values.
+    Seeded by ``seed`` (a NumPy generator), so the same call gives the same interval.
+    """
+    statistic = callable_arg(statistic, "statistic", "a callable of the samples returning a number")
+    if not samples:
+        raise ValueError("samples must hold at least one sample, got none")
+    arrays = [_scores(sample, f"samples[{i}]") for i, sample in enumerate(samples)]
+    resamples = positive_int(resamples, "resamples")
+    level = number_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    rng = np.random.default_rng(int_in_range(seed, "seed", 0, 2**63 - 1))
+    values = [statistic(*(a[rng.integers(0, a.size, a.size)] for a in arrays)) for _ in range(resamples)]
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,8 +19,10 @@ from course_lib.knowledge import (
     UNKNOWN,
     TransE,
     TripleStore,
+    document_claims,
     link_prediction,
     parse_claim,
+    random_guess_hits,
     train_transe,
 )
 from course_lib.world import RELATIONS, TEMPLATES, Derivation, DocumentGenerator, Fact, Sentence
@@ -309,3 +311,70 @@ def test_transe_bad_input(store):
         link_prediction(model, store, ks=(1, 0))
     with pytest.raises(ValueError, match="model must have at least 2 entities"):
         train_transe(TransE(["a"], ["r"]), [("a", "r", "a")])
+
+
+# ----------------------------------------------------------------------------------------------
+# Claims of a whole document, and the guessing baselines of link prediction
+
+
+def test_document_claims_resolves_pronouns_to_the_first_name():
+    document = "On day 3, Rozi visited Pominport. Her pet is a cat. By trade, she is a baker. She has a pet owl. He"
+    assert document_claims(document) == ["On day 3, Rozi visited Pominport.", "Rozi's pet is a cat.",
+                                         "By trade, Rozi is a baker.", "Rozi has a pet owl."]
+    assert document_claims("His home is in Pominport. Gati lives in Zuford.") == [
+        "His home is in Pominport.", "Gati lives in Zuford."]  # no name in the first sentence: nothing to resolve
+    assert document_claims("Rozi lives in Pomin") == []  # cut short: no complete sentence
+    assert document_claims("") == []
+    assert [parse_claim(c) for c in document_claims("Tom lives in Paris. The hen likes the colour red.")] == [
+        Fact("Tom", "lives_in", "Paris"), None]  # "he" inside "The"/"hen" is not a pronoun
+    with pytest.raises(TypeError, match="document must be a str, got int"):
+        document_claims(3)
+
+
+def test_document_claims_reads_back_every_sentence_of_generated_documents(world, store):
+    # Every relation sentence the generator writes, pronoun or not, parses back to a true fact.
+    generator = DocumentGenerator(world)
+    rng = random.Random(0)
+    relation_sentences = 0
+    for _ in range(200):
+        document = generator.sample(rng)
+        for claim in document_claims(document):
+            if "visited" not in claim:
+                relation_sentences += 1
+                assert store.check_claim(claim).verdict == SUPPORTED, claim
+    assert relation_sentences > 300
+
+
+def _enumerated_hits(pool: list[str], true: str, k: int) -> float:
+    # The fraction of all orderings of the pool that put the true entity among the first k.
+    orders = list(itertools.permutations(pool))
+    return sum(true in order[:k] for order in orders) / len(orders)
+
+
+def test_random_guess_hits_equals_enumerating_every_order():
+    facts = [("a", "r", "x"), ("b", "r", "x"), ("a", "s", "y")]
+    entities = ["a", "b", "c", "x", "y"]
+    everything = random_guess_hits(facts, lambda fact, side: entities, ks=(1, 2, 5))
+    expected = {k: np.mean([_enumerated_hits(entities, e, k) for f in facts for e in (f[0], f[2])]) for k in (1, 2, 5)}
+    assert everything == pytest.approx(expected)
+    assert everything == pytest.approx({1: 1 / 5, 2: 2 / 5, 5: 1.0})
+
+    # Filtered: for (a, r, x) the head b also forms a known triple and leaves the pool.
+    typed = {"head": ["a", "b", "c"], "tail": ["x", "y"]}
+    filtered = random_guess_hits(facts[:1], lambda fact, side: typed[side], known=facts, ks=(1, 2))
+    assert filtered == pytest.approx({1: (_enumerated_hits(["a", "c"], "a", 1) + _enumerated_hits(["x", "y"], "x", 1)) / 2,
+                                      2: 1.0})
+    assert random_guess_hits(facts[:1], lambda fact, side: typed[side], ks=(1,)) == pytest.approx({1: (1 / 3 + 1 / 2) / 2})
+
+
+def test_random_guess_hits_bad_input():
+    with pytest.raises(ValueError, match=r"candidates\(.*'tail'\) must include the true tail 'x'"):
+        random_guess_hits([("a", "r", "x")], lambda fact, side: ["a"])
+    with pytest.raises(TypeError, match="candidates must be a callable"):
+        random_guess_hits([("a", "r", "x")], ["a", "x"])
+    with pytest.raises(ValueError, match="facts must hold at least one triple"):
+        random_guess_hits([], lambda fact, side: ["a"])
+    with pytest.raises(TypeError, match=r"known\[0\] must be a \(subject, relation, object\) triple"):
+        random_guess_hits([("a", "r", "x")], lambda fact, side: ["a", "x"], known=["ax"])
+    with pytest.raises(ValueError, match=r"ks\[0\] must be a positive integer, got 0"):
+        random_guess_hits([("a", "r", "x")], lambda fact, side: ["a", "x"], ks=(0,))

@@ -18,6 +18,8 @@ from course_lib.attention import scaled_dot_product_attention, tiled_attention
 from course_lib.costs import attention_scores_bytes
 from course_lib.measure import (
     NOTHING_CREATED,
+    auc,
+    bootstrap_interval,
     cpu_seconds,
     largest_intermediate,
     loglog_slope,
@@ -311,3 +313,57 @@ def test_mcnemar_exact_worked_values():
 def test_mcnemar_exact_rejects_bad_counts(args, error, message):
     with pytest.raises(error, match=message):
         mcnemar_exact(*args)
+
+
+# --- auc and bootstrap_interval ---------------------------------------------------------------------
+
+
+def _pairwise_auc(positives, negatives) -> float:
+    # Every positive against every negative, ties half: the definition, O(P N).
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+def test_auc_matches_the_pairwise_definition():
+    assert auc([3.0, 2.0, 2.0], [2.0, 1.0]) == pytest.approx(5 / 6)  # one tie counts half, twice
+    assert auc([5, 6], [1, 2, 3]) == 1.0 and auc([1, 2, 3], [5, 6]) == 0.0
+    assert auc([1.0, 1.0], [1.0]) == 0.5
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        pos, neg = rng.integers(0, 6, rng.integers(1, 30)), rng.integers(0, 6, rng.integers(1, 30))  # many ties
+        assert auc(pos, neg) == pytest.approx(_pairwise_auc(pos, neg), abs=1e-12)
+
+
+def test_auc_bad_input():
+    with pytest.raises(ValueError, match=r"negatives must be a non-empty one-dimensional sequence, got shape \(0,\)"):
+        auc([1.0], [])
+    with pytest.raises(ValueError, match="positives must hold finite numbers, got nan"):
+        auc([float("nan")], [1.0])
+    with pytest.raises(ValueError, match="positives must be a sequence of numbers"):
+        auc(["a"], [1.0])
+
+
+def test_bootstrap_interval_is_seeded_and_covers_the_statistic():
+    rng = np.random.default_rng(1)
+    pos, neg = rng.normal(1.0, 1.0, 300), rng.normal(0.0, 1.0, 300)
+    low, high = bootstrap_interval(auc, pos, neg, resamples=400, seed=3)
+    assert low < auc(pos, neg) < high
+    assert (low, high) == bootstrap_interval(auc, pos, neg, resamples=400, seed=3)
+    # The normal theory AUC of two unit normals one apart is Phi(1 / sqrt 2) = 0.760; n = 300 each.
+    assert low < 0.760 < high and 0.03 < high - low < 0.12
+    # The mean of a sample: the percentile interval is close to mean +- 1.96 standard errors.
+    x = rng.normal(0.0, 1.0, 2000)
+    low, high = bootstrap_interval(np.mean, x, resamples=2000)
+    half = 1.96 * x.std() / math.sqrt(x.size)
+    assert low == pytest.approx(x.mean() - half, abs=0.01) and high == pytest.approx(x.mean() + half, abs=0.01)
+
+
+def test_bootstrap_interval_bad_input():
+    with pytest.raises(ValueError, match="samples must hold at least one sample"):
+        bootstrap_interval(np.mean)
+    with pytest.raises(ValueError, match=r"level must be in \(0(\.0)?, 1(\.0)?\)"):
+        bootstrap_interval(np.mean, [1.0, 2.0], level=1.0)
+    with pytest.raises(TypeError, match="statistic must be a callable"):
+        bootstrap_interval(3, [1.0])
+    with pytest.raises(ValueError, match="resamples must be a positive integer, got 0"):
+        bootstrap_interval(np.mean, [1.0], resamples=0)

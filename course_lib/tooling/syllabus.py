@@ -80,7 +80,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(36, "chain_of_thought", "What is chain-of-thought prompting, and when does it help?",
        ("arithmetic", "checkpoints", "decoding", "prompting", "zoo")),
     _L(37, "generative_ai", "How does generative AI differ from discriminative AI?", ("datasets", "decoding", "evaluation", "zoo")),
-    _L(38, "knowledge_graphs", "How can knowledge graphs be combined with LLMs?", ("datasets", "decoding", "knowledge", "world", "zoo")),
+    _L(38, "knowledge_graphs", "How can knowledge graphs be combined with LLMs?", ("datasets", "decoding", "knowledge", "measure", "world", "zoo")),
     _L(39, "zero_shot", "What is zero-shot learning, for LLMs and before them?", ("zero_shot", "prompting", "datasets", "zoo")),
     _L(40, "adaptive_softmax", "How does the adaptive softmax speed up large-vocabulary models?", ("adaptive_softmax", "measure")),
     _L(41, "vanishing_gradients", "What is the vanishing-gradient problem, and how does the Transformer avoid it?", ("transformer", "attention")),
@@ -92,7 +92,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(47, "hyperparameters", "What are hyperparameters, and how are they tuned?", ("tuning", "datasets", "evaluation", "models", "zoo")),
     _L(48, "attention_mechanisms", "How does attention work in a Transformer, on an example?", ("attention", "zoo", "datasets", "softmax", "world", "transformer")),
     _L(49, "large_language_models", "What is a large language model, and how does it scale?", ("scaling", "registry", "zoo")),
-    _L(50, "llm_challenges", "What are the common challenges of using LLMs?", ("datasets", "decoding", "evaluation", "knowledge", "registry", "retrieval", "scaling", "zoo")),
+    _L(50, "llm_challenges", "What are the common challenges of using LLMs?", ("datasets", "decoding", "evaluation", "knowledge", "measure", "registry", "retrieval", "scaling", "zoo")),
 )
 
 
