@@ -52,7 +52,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(8, "embeddings", "What do embeddings do in an LLM, and how are they initialised?", ("embeddings", "models", "checkpoints", "datasets", "evaluation", "zoo")),
     _L(9, "next_sentence_prediction", "What is next sentence prediction, and is it useful?", ("objectives", "datasets", "tokenization", "world", "zoo")),
     _L(10, "top_k_top_p", "How do top-k and nucleus (top-p) sampling differ?", ("decoding", "datasets", "evaluation", "measure", "zoo")),
-    _L(11, "prompt_engineering", "How does the prompt change what an LLM outputs?", ("prompting", "datasets", "zoo")),
+    _L(11, "prompt_engineering", "How does the prompt change what an LLM outputs?", ("prompting", "measure", "datasets", "zoo")),
     _L(12, "catastrophic_forgetting", "How can catastrophic forgetting be mitigated?", ("continual", "datasets", "decoding", "evaluation", "world", "zoo")),
     _L(13, "distillation", "What is model distillation, and how is it used for LLMs?", ("distillation", "datasets", "evaluation", "losses", "world", "zoo")),
     _L(14, "out_of_vocabulary", "How do LLMs handle out-of-vocabulary words?", ("tokenization", "datasets", "evaluation", "zoo")),
