@@ -52,7 +52,7 @@ LESSONS: tuple[Lesson, ...] = (
     _L(8, "embeddings", "What do embeddings do in an LLM, and how are they initialised?", ("embeddings", "models", "checkpoints", "datasets", "evaluation", "zoo")),
     _L(9, "next_sentence_prediction", "What is next sentence prediction, and is it useful?", ("objectives", "datasets", "tokenization", "world", "zoo")),
     _L(10, "top_k_top_p", "How do top-k and nucleus (top-p) sampling differ?", ("decoding", "datasets", "evaluation", "measure", "zoo")),
-    _L(11, "prompt_engineering", "How does the prompt change what an LLM outputs?", ("prompting", "datasets", "zoo")),
+    _L(11, "prompt_engineering", "How does the prompt change what an LLM outputs?", ("prompting", "measure", "datasets", "zoo")),
     _L(12, "catastrophic_forgetting", "How can catastrophic forgetting be mitigated?", ("continual", "datasets", "decoding", "evaluation", "world", "zoo")),
     _L(13, "distillation", "What is model distillation, and how is it used for LLMs?", ("distillation", "datasets", "evaluation", "losses", "world", "zoo")),
     _L(14, "out_of_vocabulary", "How do LLMs handle out-of-vocabulary words?", ("tokenization", "datasets", "evaluation", "zoo")),
@@ -80,8 +80,13 @@ LESSONS: tuple[Lesson, ...] = (
     _L(36, "chain_of_thought", "What is chain-of-thought prompting, and when does it help?",
        ("arithmetic", "checkpoints", "decoding", "prompting", "zoo")),
     _L(37, "generative_ai", "How does generative AI differ from discriminative AI?", ("datasets", "decoding", "evaluation", "zoo")),
+<<<<<<< HEAD
     _L(38, "knowledge_graphs", "How can knowledge graphs be combined with LLMs?", ("datasets", "decoding", "knowledge", "measure", "world", "zoo")),
     _L(39, "zero_shot", "What is zero-shot learning, for LLMs and before them?", ("zero_shot", "prompting", "datasets", "zoo")),
+=======
+    _L(38, "knowledge_graphs", "How can knowledge graphs be combined with LLMs?", ("datasets", "decoding", "knowledge", "world", "zoo")),
+    _L(39, "zero_shot", "What is zero-shot learning, for LLMs and before them?", ("zero_shot", "measure", "prompting", "datasets", "zoo")),
+>>>>>>> fix-F1
     _L(40, "adaptive_softmax", "How does the adaptive softmax speed up large-vocabulary models?", ("adaptive_softmax", "measure")),
     _L(41, "vanishing_gradients", "What is the vanishing-gradient problem, and how does the Transformer avoid it?", ("transformer", "attention")),
     _L(42, "few_shot", "What is few-shot (in-context) learning?", ("icl_tasks", "prompting", "datasets", "zoo")),
