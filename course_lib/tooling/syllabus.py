@@ -80,13 +80,8 @@ LESSONS: tuple[Lesson, ...] = (
     _L(36, "chain_of_thought", "What is chain-of-thought prompting, and when does it help?",
        ("arithmetic", "checkpoints", "decoding", "prompting", "zoo")),
     _L(37, "generative_ai", "How does generative AI differ from discriminative AI?", ("datasets", "decoding", "evaluation", "zoo")),
-<<<<<<< HEAD
     _L(38, "knowledge_graphs", "How can knowledge graphs be combined with LLMs?", ("datasets", "decoding", "knowledge", "measure", "world", "zoo")),
-    _L(39, "zero_shot", "What is zero-shot learning, for LLMs and before them?", ("zero_shot", "prompting", "datasets", "zoo")),
-=======
-    _L(38, "knowledge_graphs", "How can knowledge graphs be combined with LLMs?", ("datasets", "decoding", "knowledge", "world", "zoo")),
     _L(39, "zero_shot", "What is zero-shot learning, for LLMs and before them?", ("zero_shot", "measure", "prompting", "datasets", "zoo")),
->>>>>>> fix-F1
     _L(40, "adaptive_softmax", "How does the adaptive softmax speed up large-vocabulary models?", ("adaptive_softmax", "measure")),
     _L(41, "vanishing_gradients", "What is the vanishing-gradient problem, and how does the Transformer avoid it?", ("transformer", "attention")),
     _L(42, "few_shot", "What is few-shot (in-context) learning?", ("icl_tasks", "prompting", "datasets", "zoo")),
