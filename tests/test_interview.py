@@ -25,7 +25,7 @@ from course_lib.tooling.interview.cheatsheet import (
 )
 from course_lib.tooling.interview.quiz import prompt_text, quiz_order, run_quiz, select_cards
 from course_lib.tooling.interview.render import split_math, to_html, unwrap
-from course_lib.tooling.interview.widget import QuizWidget
+from course_lib.tooling.interview.widget import QuizWidget, show_quiz
 from course_lib.tooling.syllabus import LESSONS, PARTS
 
 EXISTING = [lesson for lesson in LESSONS if lesson.exists()]
@@ -290,3 +290,4 @@ def test_widget_reveals_and_moves_on():
     assert quiz.index == 0
     with pytest.raises(ValueError, match="cards"):
         QuizWidget([])
+    assert show_quiz(CARDS[:1]) is None

@@ -16,7 +16,7 @@ from IPython.display import Markdown, display
 from course_lib.tooling.interview.cards import Card
 from course_lib.tooling.interview.quiz import prompt_text
 
-__all__ = ["QuizWidget"]
+__all__ = ["QuizWidget", "show_quiz"]
 
 
 class QuizWidget:
@@ -55,3 +55,9 @@ class QuizWidget:
     def _update(self) -> None:
         if self.handle is not None:
             self.handle.update(Markdown(self.text()))
+
+
+def show_quiz(cards: Sequence[Card]) -> None:
+    """Show a quiz over ``cards``. Returns None, so that a cell ending in it prints nothing more;
+    build a `QuizWidget(cards).show()` to keep a handle."""
+    QuizWidget(cards).show()
